@@ -1,0 +1,1 @@
+"""Logging, request IDs and metrics shared by the api and the worker."""

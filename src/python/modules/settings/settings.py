@@ -1,0 +1,139 @@
+"""Every Forge setting, typed and documented, read from `FORGE_*` environment variables.
+
+The defaults suit a developer machine (services on 127.0.0.1); `.env.example` lists every
+variable with the values the Compose stack uses.
+"""
+
+import re
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    PostgresDsn,
+    RedisDsn,
+    SecretStr,
+    UrlConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "FORGE_"
+
+# The only driver Forge ships; SQLAlchemy uses it for both the async (api) and sync engines.
+DatabaseUrl = Annotated[PostgresDsn, UrlConstraints(allowed_schemes=["postgresql+psycopg"])]
+Seconds = Annotated[float, Field(gt=0, le=300)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+# S3 bucket naming rules (the subset every S3 implementation accepts).
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        # Environment variables only: a `.env` file belongs to Compose, not to every process.
+        env_file=None,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # --- Logging ---
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Minimum level of the JSON log lines every process writes to stdout."
+    )
+
+    # --- PostgreSQL ---
+    database_url: DatabaseUrl = Field(
+        PostgresDsn("postgresql+psycopg://forge:forge@127.0.0.1:5432/forge"),
+        description="SQLAlchemy URL of the PostgreSQL database (driver postgresql+psycopg).",
+    )
+    database_pool_size: int = Field(
+        5, ge=1, le=100, description="Connections each process keeps open to PostgreSQL."
+    )
+    database_connect_timeout_s: Seconds = Field(
+        5.0, description="How long opening a PostgreSQL connection may take."
+    )
+
+    # --- Object storage (S3 API: MinIO in Compose) ---
+    s3_endpoint_url: AnyHttpUrl = Field(
+        AnyHttpUrl("http://127.0.0.1:9000"), description="Base URL of the S3-compatible endpoint."
+    )
+    s3_region: str = Field("us-east-1", min_length=1, description="Region used to sign requests.")
+    s3_access_key_id: str = Field("forge", min_length=1, description="S3 access key id.")
+    s3_secret_access_key: SecretStr = Field(
+        SecretStr("forge-dev-secret"), description="S3 secret access key."
+    )
+    s3_bucket: str = Field("forge-artifacts", description="Bucket that holds job artifacts.")
+
+    # --- Celery on Redis ---
+    broker_url: RedisDsn = Field(
+        RedisDsn("redis://127.0.0.1:6379/0"), description="Celery broker (Redis)."
+    )
+    result_backend_url: RedisDsn = Field(
+        RedisDsn("redis://127.0.0.1:6379/1"), description="Celery result backend (Redis)."
+    )
+
+    # --- api process ---
+    api_host: str = Field("127.0.0.1", description="Interface the api listens on.")
+    api_port: Port = Field(8000, description="TCP port the api listens on.")
+    api_workers: int = Field(
+        1, ge=1, le=64, description="uvicorn worker processes; metrics aggregate across them."
+    )
+
+    # --- Readiness (/readyz) ---
+    readiness_database: bool = Field(True, description="Whether /readyz checks PostgreSQL.")
+    readiness_database_timeout_s: Seconds = Field(
+        1.0, description="How long the PostgreSQL readiness check may take."
+    )
+    readiness_storage: Literal["required", "permissive", "off"] = Field(
+        "required",
+        description=(
+            "Object-store readiness: 'required' needs the bucket to exist, 'permissive' only "
+            "needs the endpoint to answer (for before the bucket is created), 'off' skips it."
+        ),
+    )
+    readiness_storage_timeout_s: Seconds = Field(
+        1.0, description="How long the object-store readiness check may take."
+    )
+
+    # --- worker process ---
+    worker_concurrency: int = Field(2, ge=1, le=64, description="Celery prefork pool size.")
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Interface of the worker's /metrics and /healthz endpoint."
+    )
+    worker_metrics_port: Port = Field(
+        9464, description="Port of the worker's /metrics and /healthz endpoint."
+    )
+    worker_task_soft_time_limit_s: int = Field(
+        3300, ge=1, description="A task gets SoftTimeLimitExceeded after this many seconds."
+    )
+    worker_task_time_limit_s: int = Field(
+        3600, ge=1, description="A task's process is killed after this many seconds."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _valid_bucket_name(cls, value: str) -> str:
+        if not _BUCKET_NAME.match(value) or ".." in value:
+            raise ValueError(
+                "must be 3-63 characters of lowercase letters, digits, '.' and '-', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _soft_limit_below_hard_limit(self) -> Self:
+        if self.worker_task_soft_time_limit_s >= self.worker_task_time_limit_s:
+            raise ValueError(
+                f"{ENV_PREFIX}WORKER_TASK_SOFT_TIME_LIMIT_S must be below "
+                f"{ENV_PREFIX}WORKER_TASK_TIME_LIMIT_S"
+            )
+        return self
