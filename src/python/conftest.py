@@ -1,0 +1,80 @@
+"""Fixtures for the real services Forge's tests talk to: PostgreSQL, Redis and an S3 server.
+
+Tests never skip for a missing service: each fixture fails the test with what is missing and
+how to provide it. Service locations come from FORGE_TEST_* variables (pants.toml passes them
+through) and default to the local services a development machine runs.
+"""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+
+from modules.testing.processes import python_subprocess_env, reserve_free_port, wait_for_port
+
+POSTGRES_URL = os.environ.get(
+    "FORGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("FORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+def execution_slot() -> int:
+    """Pants runs test files in parallel, one per execution slot: resources keyed by the slot
+    (a database, Redis database numbers) are private to one test process."""
+    return int(os.environ.get("FORGE_TEST_SLOT", "0"))
+
+
+def _libpq_url(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """SQLAlchemy URL of a reachable PostgreSQL database that the tests may create databases
+    from (it needs CREATEDB)."""
+    try:
+        with psycopg.connect(_libpq_url(POSTGRES_URL), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        pytest.fail(
+            f"PostgreSQL is required but not reachable at {POSTGRES_URL} ({error}). "
+            "Start it (DEV.md, 'Local services') or set FORGE_TEST_DATABASE_URL.",
+            pytrace=False,
+        )
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_base_url() -> str:
+    """URL of a reachable Redis server, without a database number (see `execution_slot`)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        pytest.fail(
+            f"Redis is required but not reachable at {REDIS_URL} ({error}). "
+            "Start it (DEV.md, 'Local services') or set FORGE_TEST_REDIS_URL.",
+            pytrace=False,
+        )
+    return REDIS_URL.rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint_url() -> Iterator[str]:
+    """An S3 server over HTTP (moto's server, in its own process) for the whole session."""
+    port = reserve_free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=python_subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, 20, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

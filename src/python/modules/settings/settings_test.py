@@ -1,0 +1,75 @@
+import pytest
+
+from modules.settings import ConfigurationError, Settings, load_settings, settings_or_exit
+from modules.settings.loading import EXIT_CONFIG
+
+
+def test_defaults_are_a_valid_local_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"FORGE_{name.upper()}", raising=False)
+    settings = load_settings()
+    assert settings.database_url.scheme == "postgresql+psycopg"
+    assert settings.s3_bucket == "forge-artifacts"
+    assert settings.api_port == 8000
+
+
+def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORGE_API_PORT", "8123")
+    monkeypatch.setenv("FORGE_LOG_LEVEL", "debug")
+    monkeypatch.setenv("FORGE_READINESS_STORAGE", "permissive")
+    settings = load_settings()
+    assert (settings.api_port, settings.log_level, settings.readiness_storage) == (
+        8123,
+        "DEBUG",
+        "permissive",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("FORGE_API_PORT", "http", "FORGE_API_PORT: Input should be a valid integer"),
+        ("FORGE_API_PORT", "70000", "FORGE_API_PORT: Input should be less than or equal to 65535"),
+        ("FORGE_DATABASE_URL", "mysql://db/forge", "FORGE_DATABASE_URL: URL scheme should be"),
+        ("FORGE_S3_BUCKET", "Forge_Artifacts", "FORGE_S3_BUCKET: must be 3-63 characters"),
+        ("FORGE_READINESS_STORAGE", "maybe", "FORGE_READINESS_STORAGE: Input should be"),
+        ("FORGE_READINESS_DATABASE_TIMEOUT_S", "0", "FORGE_READINESS_DATABASE_TIMEOUT_S: Input"),
+        (
+            "FORGE_WORKER_TASK_SOFT_TIME_LIMIT_S",
+            "3600",
+            "FORGE_WORKER_TASK_SOFT_TIME_LIMIT_S must be",
+        ),
+    ],
+)
+def test_invalid_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    (line,) = str(raised.value).splitlines()
+    assert line.startswith(problem)
+
+
+def test_secret_values_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORGE_DATABASE_URL", "mysql://user:hunter2@db/forge")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert "hunter2" not in str(raised.value)
+
+
+def test_entry_points_exit_with_ex_config_and_one_line_per_problem(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FORGE_API_PORT", "0")
+    monkeypatch.setenv("FORGE_S3_BUCKET", "x")
+    with pytest.raises(SystemExit) as exited:
+        settings_or_exit("forge-api")
+    assert exited.value.code == EXIT_CONFIG
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "forge-api: invalid configuration: FORGE_S3_BUCKET: must be 3-63 characters of lowercase"
+        " letters, digits, '.' and '-', starting and ending with a letter or digit",
+        "forge-api: invalid configuration: FORGE_API_PORT: Input should be greater than or equal"
+        " to 1",
+    ]

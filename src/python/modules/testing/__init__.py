@@ -1,0 +1,1 @@
+"""Test support shared by Forge's test suites; never imported by running services."""
