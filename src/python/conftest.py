@@ -69,8 +69,7 @@ def s3_endpoint_url() -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         env=python_subprocess_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # one line per request; errors still reach stderr
     )
     try:
         wait_for_port("127.0.0.1", port, 20, process)
@@ -78,3 +77,9 @@ def s3_endpoint_url() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests (`@pytest.mark.anyio`) run on asyncio, like the services."""
+    return "asyncio"

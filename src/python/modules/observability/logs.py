@@ -39,6 +39,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
             "service": self._service,
+            "pid": record.process,
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and value is not None:

@@ -1,0 +1,59 @@
+"""The api's ASGI application: `create_app(settings)` builds it; `app` is the one uvicorn serves
+(`services.api.app:app`)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from modules.buildinfo import VERSION
+from modules.settings import Settings, load_settings
+from modules.storage.s3 import make_s3_client
+from services.api.middleware import RequestLifecycleMiddleware
+from services.api.problems import install_problem_handlers
+from services.api.readiness import ReadinessChecker
+from services.api.routers import health, metrics, v1
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable operationIds: the endpoint function's name, independent of path and method.
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Connections open lazily; creating the engine and client here touches no network.
+        engine = create_async_engine(
+            str(settings.database_url),
+            pool_size=settings.database_pool_size,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": max(2, round(settings.database_connect_timeout_s))},
+        )
+        s3 = make_s3_client(settings, timeout_s=settings.readiness_storage_timeout_s)
+        app.state.readiness = ReadinessChecker(settings, engine, s3)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Forge API",
+        version=VERSION,
+        description="Submit model-generation jobs and fetch their artifacts.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(RequestLifecycleMiddleware)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(v1.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,295 @@
+"""The api in-process over ASGI, against the real PostgreSQL and an S3 server over HTTP."""
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from modules.buildinfo import VERSION
+from modules.settings import Settings
+from modules.storage.s3 import ensure_bucket, make_s3_client
+from modules.testing.network import closed_port, silent_listener
+from services.api.app import create_app
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT_S = 0.5
+# The readiness contract: an answer within the largest check timeout plus 100 ms.
+READINESS_BOUND_S = TIMEOUT_S + 0.1
+
+
+def make_settings(**overrides: Any) -> Settings:
+    # model_validate skips the environment: tests see only what they set.
+    return Settings.model_validate(
+        {
+            "readiness_database_timeout_s": TIMEOUT_S,
+            "readiness_storage_timeout_s": TIMEOUT_S,
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture()
+def settings(postgres_admin_url: str, s3_endpoint_url: str) -> Settings:
+    """Healthy dependencies: the real PostgreSQL, and an S3 server with the bucket created."""
+    settings = make_settings(
+        database_url=postgres_admin_url,
+        s3_endpoint_url=s3_endpoint_url,
+        s3_bucket=f"forge-test-{uuid.uuid4().hex[:12]}",
+    )
+    ensure_bucket(make_s3_client(settings), settings.s3_bucket)
+    return settings
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://forge.test") as client:
+            yield client
+
+
+@asynccontextmanager
+async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(create_app(settings)) as client:
+        yield client
+
+
+def assert_problem(response: httpx.Response, status: int, title: str) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"] == "about:blank"
+    assert (body["status"], body["title"]) == (status, title)
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+async def test_healthz_answers_without_touching_dependencies() -> None:
+    # Every dependency points at a closed port: liveness must not care.
+    settings = make_settings(
+        database_url=f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge",
+        s3_endpoint_url=f"http://127.0.0.1:{closed_port()}",
+    )
+    async with client_for(settings) as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "version": VERSION}
+
+
+async def test_readyz_passes_with_healthy_dependencies(settings: Settings) -> None:
+    async with client_for(settings) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ready"
+    for name in ("database", "storage"):
+        assert body["checks"][name]["status"] == "ok"
+        assert 0 < body["checks"][name]["latency_ms"] < TIMEOUT_S * 1000
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.fixture(params=["closed port", "silent listener"])
+def dead_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    if request.param == "closed port":
+        yield closed_port()
+    else:
+        with silent_listener() as port:
+            yield port
+
+
+async def test_readyz_fails_in_time_when_postgres_is_down(
+    settings: Settings, dead_port: int
+) -> None:
+    url = f"postgresql+psycopg://forge@127.0.0.1:{dead_port}/forge"
+    async with client_for(settings.model_copy(update={"database_url": url})) as client:
+        started = time.monotonic()
+        response = await client.get("/readyz")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["database"]["status"] == "fail"
+    assert checks["database"]["detail"]
+    assert checks["storage"]["status"] == "ok"
+    assert elapsed < READINESS_BOUND_S
+
+
+async def test_readyz_fails_in_time_when_object_store_is_down(
+    settings: Settings, dead_port: int
+) -> None:
+    endpoint = f"http://127.0.0.1:{dead_port}"
+    async with client_for(settings.model_copy(update={"s3_endpoint_url": endpoint})) as client:
+        started = time.monotonic()
+        response = await client.get("/readyz")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert (checks["database"]["status"], checks["storage"]["status"]) == ("ok", "fail")
+    assert elapsed < READINESS_BOUND_S
+
+
+async def test_readyz_recovers_when_a_dependency_returns(settings: Settings) -> None:
+    """The same app goes 503 -> 200 without a restart once the bucket exists."""
+    missing = settings.model_copy(update={"s3_bucket": f"later-{uuid.uuid4().hex[:12]}"})
+    async with client_for(missing) as client:
+        first = await client.get("/readyz")
+        ensure_bucket(make_s3_client(missing), missing.s3_bucket)
+        second = await client.get("/readyz")
+    assert (first.status_code, second.status_code) == (503, 200)
+    assert "does not exist" in first.json()["checks"]["storage"]["detail"]
+
+
+async def test_permissive_storage_check_accepts_a_missing_bucket(settings: Settings) -> None:
+    permissive = settings.model_copy(
+        update={"s3_bucket": "not-created-yet", "readiness_storage": "permissive"}
+    )
+    async with client_for(permissive) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200
+    storage = response.json()["checks"]["storage"]
+    assert storage["status"] == "ok"
+    assert "does not exist yet" in storage["detail"]
+
+
+async def test_disabled_checks_are_reported_and_do_not_run() -> None:
+    settings = make_settings(
+        database_url=f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge",
+        readiness_database=False,
+        readiness_storage="off",
+    )
+    async with client_for(settings) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {
+        "database": {"status": "disabled", "latency_ms": None, "detail": None},
+        "storage": {"status": "disabled", "latency_ms": None, "detail": None},
+    }
+
+
+async def test_unknown_route_is_a_problem(settings: Settings) -> None:
+    async with client_for(settings) as client:
+        response = await client.get("/v1/nothing-here")
+    body = assert_problem(response, 404, "Not Found")
+    assert body["instance"] == "/v1/nothing-here"
+
+
+async def test_wrong_method_is_a_problem_with_allow(settings: Settings) -> None:
+    async with client_for(settings) as client:
+        response = await client.post("/healthz")
+    assert_problem(response, 405, "Method Not Allowed")
+    assert response.headers["allow"] == "GET"
+
+
+def app_with_test_routes(settings: Settings) -> FastAPI:
+    """The real app plus routes that exercise what /v1 has no endpoint for yet."""
+    app = create_app(settings)
+
+    @app.get("/v1/test-items/{item_id}")
+    async def get_test_item(item_id: int, limit: int = 10) -> dict[str, int]:
+        return {"item_id": item_id, "limit": limit}
+
+    @app.get("/v1/test-crash")
+    async def crash() -> None:
+        raise RuntimeError("secret internal state")
+
+    return app
+
+
+async def test_validation_failure_lists_every_field(settings: Settings) -> None:
+    async with serving(app_with_test_routes(settings)) as client:
+        response = await client.get("/v1/test-items/abc", params={"limit": "many"})
+    body = assert_problem(response, 422, "Unprocessable Entity")
+    assert sorted(error["loc"] for error in body["errors"]) == [
+        ["path", "item_id"],
+        ["query", "limit"],
+    ]
+    assert "many" not in response.text  # the offending input is not echoed
+
+
+async def test_unhandled_exception_is_a_500_problem_logged_once(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(app_with_test_routes(settings)) as client:
+        response = await client.get("/v1/test-crash", headers={"X-Request-ID": "crash-1"})
+    body = assert_problem(response, 500, "Internal Server Error")
+    assert body["request_id"] == "crash-1"
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
+    tracebacks = [record for record in caplog.records if record.exc_info]
+    assert len(tracebacks) == 1
+    assert "secret internal state" in str(tracebacks[0].exc_info[1])  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("supplied", "kept"),
+    [
+        ("client-abc.123", True),
+        ("x" * 129, False),
+        ("evil\nX-Injected: 1", False),
+        ("caf\u00e9", False),
+        (None, False),
+    ],
+)
+async def test_request_id_is_kept_only_when_sane(
+    settings: Settings, supplied: str | None, kept: bool
+) -> None:
+    headers = {} if supplied is None else {"X-Request-ID": supplied}
+    async with client_for(settings) as client:
+        # httpx refuses to send some of these values itself; send raw bytes.
+        raw = [(k.encode(), v.encode("utf-8")) for k, v in headers.items()]
+        response = await client.get("/healthz", headers=raw)
+    returned = response.headers["x-request-id"]
+    if kept:
+        assert returned == supplied
+    else:
+        assert returned != supplied
+        assert len(returned) == 32
+
+
+async def test_access_log_carries_request_id_route_and_status(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.api.access")
+    async with serving(app_with_test_routes(settings)) as client:
+        await client.get("/v1/test-items/7", headers={"X-Request-ID": "trace-7"})
+    (record,) = (r for r in caplog.records if r.name == "services.api.access")
+    assert record.__dict__["route"] == "/v1/test-items/{item_id}"
+    assert record.__dict__["status"] == 200
+    assert record.__dict__["path"] == "/v1/test-items/7"
+
+
+def sample(metrics_text: str, name: str, **labels: str) -> float:
+    rendered = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    prefix = f"{name}{{{rendered}}} " if labels else f"{name} "
+    for line in metrics_text.splitlines():
+        if line.startswith(prefix):
+            return float(line.removeprefix(prefix))
+    return 0.0
+
+
+async def test_metrics_count_requests_by_route_template(settings: Settings) -> None:
+    labels = {"method": "GET", "route": "/v1/test-items/{item_id}", "status": "200"}
+    async with serving(app_with_test_routes(settings)) as client:
+        before = (await client.get("/metrics")).text
+        for item in range(3):
+            await client.get(f"/v1/test-items/{item}")
+        await client.get("/no/such/path")
+        response = await client.get("/metrics")
+    after = response.text
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    total = "forge_http_requests_total"
+    assert sample(after, total, **labels) - sample(before, total, **labels) == 3
+    histogram = "forge_http_request_duration_seconds_count"
+    assert sample(after, histogram, **labels) - sample(before, histogram, **labels) == 3
+    unmatched = {"method": "GET", "route": "<unmatched>", "status": "404"}
+    assert sample(after, total, **unmatched) - sample(before, total, **unmatched) == 1
+    assert "/v1/test-items/0" not in after  # raw paths never become labels
+    # The scrape itself is in flight while it renders.
+    assert sample(after, "forge_http_requests_in_flight") == 1

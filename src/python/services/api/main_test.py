@@ -1,0 +1,101 @@
+"""The `forge-api` command as a real process: uvicorn, JSON logs, multi-worker metrics, signals."""
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from modules.settings.loading import EXIT_CONFIG
+from modules.testing.processes import python_subprocess_env, reserve_free_port, wait_for_port
+from services.api.app_test import sample
+from services.api.main import PROGRAM
+
+
+class ApiProcess:
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        self.port = reserve_free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / "api.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.api.main"],
+            env=python_subprocess_env(
+                FORGE_API_PORT=str(self.port),
+                # Liveness and metrics need no dependencies; keep readiness out of the way.
+                FORGE_READINESS_DATABASE="false",
+                FORGE_READINESS_STORAGE="off",
+                **env,
+            ),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port("127.0.0.1", self.port, 30, self.process)
+
+    def stop(self) -> None:
+        """SIGTERM, as Docker sends it: a graceful shutdown. uvicorn re-raises the signal once
+        it has shut down, so a clean stop ends "killed by SIGTERM" (or 0 from the supervisor)."""
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=15) in (0, -signal.SIGTERM)
+        self._log.close()
+        assert any(line["msg"].startswith("Finished server process") for line in self.log_lines())
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+
+
+@pytest.fixture()
+def api(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ApiProcess]:
+    workers = getattr(request, "param", 1)
+    process = ApiProcess(tmp_path, FORGE_API_WORKERS=str(workers))
+    yield process
+    if process.process.poll() is None:
+        process.stop()
+
+
+def test_every_output_line_is_json_with_request_ids(api: ApiProcess) -> None:
+    response = httpx.get(f"{api.base_url}/healthz", headers={"X-Request-ID": "from-client-1"})
+    assert response.headers["x-request-id"] == "from-client-1"
+    api.stop()
+
+    lines = api.log_lines()  # json.loads fails the test on any non-JSON line
+    assert {line["service"] for line in lines} == {"api"}
+    assert any(line["logger"] == "uvicorn.error" for line in lines)  # server lines too
+    (access,) = (line for line in lines if line["logger"] == "services.api.access")
+    assert access["request_id"] == "from-client-1"
+    assert (access["route"], access["status"], access["method"]) == ("/healthz", 200, "GET")
+
+
+@pytest.mark.parametrize("api", [2], indirect=True)
+def test_metrics_add_up_across_worker_processes(api: ApiProcess) -> None:
+    requests = 40
+    labels = {"method": "GET", "route": "/healthz", "status": "200"}
+    # New connections each time, so the kernel spreads them over both workers.
+    for _ in range(requests):
+        assert httpx.get(f"{api.base_url}/healthz").status_code == 200
+    scrapes = [httpx.get(f"{api.base_url}/metrics").text for _ in range(4)]
+    counts = {sample(text, "forge_http_requests_total", **labels) for text in scrapes}
+    assert counts == {requests}  # every scrape, whichever worker serves it, sees all of them
+    api.stop()
+    served_by = {line["pid"] for line in api.log_lines() if line.get("route") == "/healthz"}
+    assert len(served_by) == 2  # both workers served, so the totals above were aggregated
+
+
+def test_invalid_setting_stops_startup_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services.api.main"],
+        env=python_subprocess_env(FORGE_API_WORKERS="many"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == EXIT_CONFIG
+    assert result.stderr.splitlines() == [
+        f"{PROGRAM}: invalid configuration: FORGE_API_WORKERS: Input should be a valid integer, "
+        "unable to parse string as an integer"
+    ]

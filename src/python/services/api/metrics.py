@@ -1,0 +1,20 @@
+"""The api's Prometheus metrics. Created once per process; every app instance shares them."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LABELS = ("method", "route", "status")
+
+REQUESTS = Counter(
+    "forge_http_requests_total", "HTTP requests answered, by route template.", LABELS
+)
+REQUEST_DURATION = Histogram(
+    "forge_http_request_duration_seconds",
+    "Time from request start to the last response byte, by route template.",
+    LABELS,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+IN_FLIGHT = Gauge(
+    "forge_http_requests_in_flight",
+    "HTTP requests being served right now.",
+    multiprocess_mode="livesum",  # the sum over live worker processes
+)

@@ -1,0 +1,97 @@
+"""The request lifecycle as one pure ASGI middleware (no BaseHTTPMiddleware: it costs a task
+and a stream per request): request ID, metrics, access log, and the last-resort 500."""
+
+import logging
+import time
+from http import HTTPStatus
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modules.observability.logs import request_id_var
+from modules.observability.request_id import HEADER, accept_or_new
+from services.api.metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS
+from services.api.problems import INTERNAL_ERROR_DETAIL, problem_body
+from services.api.schemas.problem import MEDIA_TYPE
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("services.api.access")
+
+_HEADER_BYTES = HEADER.encode()
+# Paths that matched no route share one label value, so scanners cannot explode cardinality.
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class RequestLifecycleMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        supplied = next((value for name, value in scope["headers"] if name == _HEADER_BYTES), None)
+        request_id = accept_or_new(supplied)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = HTTPStatus.INTERNAL_SERVER_ERROR.value
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (_HEADER_BYTES, request_id.encode()),
+                ]
+            await send(message)
+
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            # Logged here, once, with the traceback; the client gets a problem body only.
+            logger.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+            if not response_started:
+                await _send_internal_error(scope, send_with_request_id)
+        finally:
+            IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            labels = (scope["method"], route, str(status))
+            REQUESTS.labels(*labels).inc()
+            REQUEST_DURATION.labels(*labels).observe(elapsed)
+            access_logger.info(
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "client": scope["client"][0] if scope.get("client") else None,
+                },
+            )
+            request_id_var.reset(token)
+
+
+async def _send_internal_error(scope: Scope, send: Send) -> None:
+    body = problem_body(
+        HTTPStatus.INTERNAL_SERVER_ERROR, detail=INTERNAL_ERROR_DETAIL, instance=scope["path"]
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": HTTPStatus.INTERNAL_SERVER_ERROR.value,
+            "headers": [
+                (b"content-type", MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,67 @@
+"""Every error answers with an RFC 9457 problem body (`application/problem+json`)."""
+
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from modules.observability.logs import request_id_var
+from services.api.schemas.problem import MEDIA_TYPE, FieldError, Problem
+
+INTERNAL_ERROR_DETAIL = "An unexpected error occurred; quote the request ID when reporting it."
+
+
+def problem_body(
+    status: int,
+    *,
+    detail: str | None = None,
+    instance: str | None = None,
+    errors: list[FieldError] | None = None,
+) -> bytes:
+    problem = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=instance,
+        request_id=request_id_var.get(),
+        errors=errors,
+    )
+    return problem.model_dump_json(exclude_none=True).encode()
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    # Starlette's default detail is the status phrase, which `title` already says.
+    detail = None if exc.detail == HTTPStatus(exc.status_code).phrase else exc.detail
+    return Response(
+        problem_body(exc.status_code, detail=detail, instance=request.url.path),
+        status_code=exc.status_code,
+        headers=exc.headers,
+        media_type=MEDIA_TYPE,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    # The offending input is left out on purpose: it can be large or secret.
+    errors = [
+        FieldError(loc=list(error["loc"]), msg=error["msg"], type=error["type"])
+        for error in exc.errors()
+    ]
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    return Response(
+        problem_body(
+            status, detail="The request is not valid.", instance=request.url.path, errors=errors
+        ),
+        status_code=status,
+        media_type=MEDIA_TYPE,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Unknown routes, wrong methods and invalid requests. Unhandled exceptions are answered
+    by the request middleware, which also logs them (once)."""
+    app.add_exception_handler(HTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,29 @@
+"""Liveness and readiness, for orchestrators and load balancers."""
+
+from fastapi import APIRouter, Request, Response, status
+
+from modules.buildinfo import VERSION
+from services.api.readiness import ReadinessChecker
+from services.api.schemas.health import Health, Readiness
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the process serves requests")
+async def get_health() -> Health:
+    # Touches no dependency on purpose: a database outage must not get the api restarted.
+    return Health(status="ok", version=VERSION)
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: PostgreSQL and the object store answer",
+    responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Readiness}},
+)
+async def get_readiness(request: Request, response: Response) -> Readiness:
+    checker: ReadinessChecker = request.app.state.readiness
+    readiness = await checker.check()
+    if readiness.status != "ready":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    response.headers["Cache-Control"] = "no-store"
+    return readiness
