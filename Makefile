@@ -1,0 +1,51 @@
+# Thin aliases over Pants and Docker Compose. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PANTS := ./pants
+COMPOSE := docker compose --env-file .env -f compose/docker-compose.yml
+API := src/python/services/api
+WORKER := src/python/services/worker
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+# --- Quality gates -------------------------------------------------------------------------
+
+.PHONY: lint type test fmt ci
+lint: ## BUILD files up to date; ruff, black, hadolint, shellcheck
+	$(PANTS) tailor --check update-build-files --check lint ::
+
+type: ## mypy (strict) over all Python targets
+	$(PANTS) check ::
+
+test: ## Every test (needs PostgreSQL and Redis, see DEV.md)
+	$(PANTS) test ::
+
+fmt: ## Format and auto-fix (black, ruff --fix) and tidy BUILD files
+	$(PANTS) update-build-files fix ::
+
+ci: ## Everything CI checks, in CI's order (the README's test command)
+	$(PANTS) tailor --check update-build-files --check lint check test ::
+	$(PANTS) package ::
+	scripts/check-changed-since
+
+# --- Build -------------------------------------------------------------------------------
+
+.PHONY: package venv lock
+package: ## Build every PEX (dist/)
+	$(PANTS) package ::
+
+venv: ## Export the python-default resolve as a venv for your IDE (dist/export/)
+	$(PANTS) export --resolve=python-default
+
+lock: ## Regenerate lockfiles after editing 3rdparty/python/*requirements.txt
+	$(PANTS) generate-lockfiles
+
+# --- Benchmarks ----------------------------------------------------------------------------
+
+.PHONY: bench-bootstrap
+bench-bootstrap: ## Cold ./pants bootstrap and warm no-op test run, with baselines
+	scripts/bench-bootstrap
