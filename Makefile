@@ -29,8 +29,15 @@ fmt: ## Format and auto-fix (black, ruff --fix) and tidy BUILD files
 
 ci: ## Everything CI checks, in CI's order (the README's test command)
 	$(PANTS) tailor --check update-build-files --check lint check test ::
+	$(PANTS) run $(API):openapi -- --check
 	$(PANTS) package ::
 	scripts/check-changed-since
+
+# --- API contract --------------------------------------------------------------------------
+
+.PHONY: openapi
+openapi: ## Regenerate docs/openapi/openapi.v1.json from the code
+	$(PANTS) run $(API):openapi
 
 # --- Build -------------------------------------------------------------------------------
 

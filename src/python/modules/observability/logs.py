@@ -31,6 +31,10 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self._service = service
+        # Route `warnings` through logging so they are JSON lines too. Done here because
+        # dictConfig cannot, and every process that logs JSON (uvicorn workers included)
+        # builds this formatter.
+        logging.captureWarnings(True)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

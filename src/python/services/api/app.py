@@ -12,6 +12,7 @@ from modules.buildinfo import VERSION
 from modules.settings import Settings, load_settings
 from modules.storage.s3 import make_s3_client
 from services.api.middleware import RequestLifecycleMiddleware
+from services.api.openapi import ERROR_RESPONSES, ForgeAPI
 from services.api.problems import install_problem_handlers
 from services.api.readiness import ReadinessChecker
 from services.api.routers import health, metrics, v1
@@ -41,12 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await engine.dispose()
 
-    app = FastAPI(
+    app = ForgeAPI(
         title="Forge API",
         version=VERSION,
         description="Submit model-generation jobs and fetch their artifacts.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        responses=ERROR_RESPONSES,
     )
     install_problem_handlers(app)
     app.add_middleware(RequestLifecycleMiddleware)

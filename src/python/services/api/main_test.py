@@ -1,58 +1,30 @@
 """The `forge-api` command as a real process: uvicorn, JSON logs, multi-worker metrics, signals."""
 
-import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from modules.settings.loading import EXIT_CONFIG
-from modules.testing.processes import python_subprocess_env, reserve_free_port, wait_for_port
+from modules.testing.processes import python_subprocess_env
 from services.api.app_test import sample
 from services.api.main import PROGRAM
-
-
-class ApiProcess:
-    def __init__(self, tmp_path: Path, **env: str) -> None:
-        self.port = reserve_free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "api.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.api.main"],
-            env=python_subprocess_env(
-                FORGE_API_PORT=str(self.port),
-                # Liveness and metrics need no dependencies; keep readiness out of the way.
-                FORGE_READINESS_DATABASE="false",
-                FORGE_READINESS_STORAGE="off",
-                **env,
-            ),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port("127.0.0.1", self.port, 30, self.process)
-
-    def stop(self) -> None:
-        """SIGTERM, as Docker sends it: a graceful shutdown. uvicorn re-raises the signal once
-        it has shut down, so a clean stop ends "killed by SIGTERM" (or 0 from the supervisor)."""
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(timeout=15) in (0, -signal.SIGTERM)
-        self._log.close()
-        assert any(line["msg"].startswith("Finished server process") for line in self.log_lines())
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+from services.api.testing import ApiProcess
 
 
 @pytest.fixture()
 def api(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ApiProcess]:
     workers = getattr(request, "param", 1)
-    process = ApiProcess(tmp_path, FORGE_API_WORKERS=str(workers))
+    process = ApiProcess(
+        tmp_path,
+        FORGE_API_WORKERS=str(workers),
+        # Liveness and metrics need no dependencies; keep readiness out of the way.
+        FORGE_READINESS_DATABASE="false",
+        FORGE_READINESS_STORAGE="off",
+    )
     yield process
     if process.process.poll() is None:
         process.stop()

@@ -9,7 +9,11 @@ from services.api.schemas.health import Health, Readiness
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness: the process serves requests")
+@router.get(
+    "/healthz",
+    summary="Liveness: the process serves requests",
+    response_description="The process is up.",
+)
 async def get_health() -> Health:
     # Touches no dependency on purpose: a database outage must not get the api restarted.
     return Health(status="ok", version=VERSION)
@@ -18,7 +22,13 @@ async def get_health() -> Health:
 @router.get(
     "/readyz",
     summary="Readiness: PostgreSQL and the object store answer",
-    responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Readiness}},
+    response_description="Every enabled check passed.",
+    responses={
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": Readiness,
+            "description": "A check failed or timed out; the body says which.",
+        }
+    },
 )
 async def get_readiness(request: Request, response: Response) -> Readiness:
     checker: ReadinessChecker = request.app.state.readiness

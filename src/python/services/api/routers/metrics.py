@@ -11,6 +11,7 @@ router = APIRouter(tags=["operations"])
     "/metrics",
     summary="Prometheus metrics of this api (all worker processes)",
     response_class=Response,
+    response_description="Prometheus text exposition format.",
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 def get_metrics() -> Response:
