@@ -53,6 +53,9 @@ lock: ## Regenerate lockfiles after editing 3rdparty/python/*requirements.txt
 
 # --- Benchmarks ----------------------------------------------------------------------------
 
-.PHONY: bench-bootstrap
+.PHONY: bench-bootstrap bench-api
 bench-bootstrap: ## Cold ./pants bootstrap and warm no-op test run, with baselines
 	scripts/bench-bootstrap
+
+bench-api: ## /healthz and /readyz throughput and latency next to bare FastAPI (needs wrk)
+	$(PANTS) run src/python/benchmarks:api-http
