@@ -1,4 +1,5 @@
-"""Fixtures for the real services Forge's tests talk to: PostgreSQL, Redis and an S3 server.
+"""Fixtures for the real services Forge's tests talk to: PostgreSQL (plus a migrated database
+and per-test sessions), Redis and an S3 server.
 
 Tests never skip for a missing service: each fixture fails the test with what is missing and
 how to provide it. Service locations come from FORGE_TEST_* variables (pants.toml passes them
@@ -8,12 +9,19 @@ through) and default to the local services a development machine runs.
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
 import redis
+from alembic import command
+from pydantic import PostgresDsn
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from modules.persistence.engine import create_async_database_engine
+from modules.persistence.migrate import alembic_config
+from modules.settings import Settings
+from modules.testing.databases import recreate_database
 from modules.testing.processes import python_subprocess_env, reserve_free_port, wait_for_port
 
 POSTGRES_URL = os.environ.get(
@@ -46,6 +54,42 @@ def postgres_admin_url() -> str:
             pytrace=False,
         )
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_admin_url: str) -> str:
+    """SQLAlchemy URL of `forge_test_<slot>`, a database private to this test process, created
+    afresh and migrated to head by the real migrations."""
+    url = recreate_database(postgres_admin_url, f"forge_test_{execution_slot()}")
+    with alembic_config(Settings(database_url=PostgresDsn(url))) as config:
+        command.upgrade(config, "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests (`@pytest.mark.anyio`) run on asyncio, like the api."""
+    return "asyncio"
+
+
+@pytest.fixture()
+async def db_session(database_url: str) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test, so tests never see
+    each other's rows. The session's own commits and rollbacks only end a SAVEPOINT."""
+    engine = create_async_database_engine(Settings(database_url=PostgresDsn(database_url)))
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            session = AsyncSession(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            )
+            try:
+                yield session
+            finally:
+                await session.close()
+                await transaction.rollback()
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Forge's PostgreSQL schema (SQLAlchemy models), engines, repositories and migrations CLI."""

@@ -1,0 +1,70 @@
+"""Engines and sessions, built from the shared settings.
+
+Whoever creates an engine owns it and disposes of it: the api creates the async engine and its
+session factory in its lifespan and awaits `engine.dispose()` at shutdown; a worker process
+creates its sync engine after the fork (a pool must never cross a fork) and disposes of it when
+the process ends; migrations create and dispose of their own.
+"""
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from modules.settings import Settings
+
+
+class DatabaseUnreachable(Exception):
+    """No connection could be opened; str() is one line naming the database, never its
+    password."""
+
+
+def create_async_database_engine(settings: Settings) -> AsyncEngine:
+    """The api's engine (psycopg in async mode)."""
+    return create_async_engine(
+        str(settings.database_url),
+        pool_size=settings.database_pool_size,
+        pool_pre_ping=True,  # a PostgreSQL restart must not fail the next request
+        connect_args=_connect_args(settings),
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Committed objects stay readable: reloading expired attributes would need awaited IO.
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_sync_database_engine(settings: Settings) -> Engine:
+    """The engine of synchronous code: Alembic and the worker's tasks."""
+    return create_engine(
+        str(settings.database_url),
+        pool_size=settings.database_pool_size,
+        pool_pre_ping=True,
+        connect_args=_connect_args(settings),
+    )
+
+
+def _connect_args(settings: Settings) -> dict[str, int]:
+    # libpq's connect_timeout counts whole seconds.
+    return {"connect_timeout": math.ceil(settings.database_connect_timeout_s)}
+
+
+@contextmanager
+def connect(engine: Engine) -> Iterator[Connection]:
+    """A connection from `engine`; failing to open one raises DatabaseUnreachable."""
+    try:
+        connection = engine.connect()
+    except OperationalError as error:
+        reason = " ".join(str(error.orig).split())  # libpq's messages span several lines
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseUnreachable(f"cannot connect to PostgreSQL at {where}: {reason}") from error
+    with connection:
+        yield connection

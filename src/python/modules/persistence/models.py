@@ -1,0 +1,224 @@
+"""Forge's tables: models, the jobs run on them, and each job's steps, events and artifacts.
+
+docs/data-model.md describes them; docs/adrs/004-data-model.md says why they look like this.
+Rules the database enforces are declared here too, so autogenerate and the drift gate see them,
+except the `updated_at` trigger, which lives in the baseline migration.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    FetchedValue,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modules.persistence.base import Base, JsonObject
+from modules.persistence.statuses import ACTIVE_JOB_STATUSES, JobStatus, StepStatus
+
+_SHA256_HEX = "'^[0-9a-f]{64}$'"
+_EMPTY_OBJECT = text("'{}'::jsonb")
+
+
+def _status(enum: type[StrEnum]) -> Enum:
+    """A text column limited to the enum's values by a CHECK named `ck_<table>_status` (not a
+    PostgreSQL enum type: see the ADR)."""
+    return Enum(
+        enum,
+        name="status",
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+def _not_empty(*columns: str) -> list[CheckConstraint]:
+    return [CheckConstraint(f"{column} <> ''", name=f"{column}_not_empty") for column in columns]
+
+
+def _is_object(column: str) -> CheckConstraint:
+    return CheckConstraint(f"jsonb_typeof({column}) = 'object'", name=f"{column}_is_object")
+
+
+def _not_negative(column: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} >= 0", name=f"{column}_not_negative")
+
+
+def _finished_after_started() -> CheckConstraint:
+    # NULL while either timestamp is unset, and a CHECK passes on NULL.
+    return CheckConstraint("finished_at >= started_at", name="finished_after_started")
+
+
+class Model(Base, kw_only=True):
+    """A runnable model: what it does (`task`), which runner executes it, what input it takes."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        *_not_empty("name", "version", "task", "runner"),
+        _is_object("input_schema"),
+        _is_object("default_parameters"),
+    )
+    # Read `updated_at` back from the UPDATE (RETURNING): a lazy load would fail under asyncio.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads this attribute)
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=func.gen_random_uuid(), init=False
+    )
+    name: Mapped[str]
+    version: Mapped[str]
+    task: Mapped[str]
+    runner: Mapped[str]
+    input_schema: Mapped[JsonObject] = mapped_column(JSONB)
+    default_parameters: Mapped[JsonObject] = mapped_column(
+        JSONB, default_factory=dict, server_default=_EMPTY_OBJECT
+    )
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), init=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), server_onupdate=FetchedValue(), init=False
+    )
+
+
+class Job(Base, kw_only=True):
+    """One generation request for a model, from queued to a terminal status."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        _is_object("input"),
+        _not_negative("priority"),
+        _not_negative("attempts"),
+        _finished_after_started(),
+        # A retried request is recognised by its key; the hash tells a replay from a conflict.
+        CheckConstraint(
+            "(idempotency_key IS NULL) = (request_hash IS NULL)",
+            name="idempotency_key_with_request_hash",
+        ),
+        CheckConstraint(f"request_hash ~ {_SHA256_HEX}", name="request_hash_is_sha256"),
+        # The dispatcher's query: active jobs of a status, oldest first. Terminal jobs, the vast
+        # majority over time, stay out of the index.
+        Index(
+            "ix_jobs_active",
+            "status",
+            "created_at",
+            postgresql_where=text(
+                "status IN (" + ", ".join(f"'{status}'" for status in ACTIVE_JOB_STATUSES) + ")"
+            ),
+        ),
+        Index(None, "model_id", "created_at"),
+    )
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (see Model)
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=func.gen_random_uuid(), init=False
+    )
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
+    status: Mapped[JobStatus] = mapped_column(
+        _status(JobStatus), default=JobStatus.QUEUED, server_default=JobStatus.QUEUED.value
+    )
+    input: Mapped[JsonObject] = mapped_column(JSONB)
+    output: Mapped[JsonObject | None] = mapped_column(JSONB, default=None)
+    error: Mapped[JsonObject | None] = mapped_column(JSONB, default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(unique=True, default=None)
+    request_hash: Mapped[str | None] = mapped_column(default=None)
+    priority: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), init=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), server_onupdate=FetchedValue(), init=False
+    )
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Step(Base, kw_only=True):
+    """One of a job's ordered steps."""
+
+    __tablename__ = "steps"
+    __table_args__ = (
+        UniqueConstraint("job_id", "position"),
+        # Target of the (job_id, step_id) foreign keys: an event or artifact can only name a
+        # step of its own job.
+        UniqueConstraint("job_id", "id"),
+        _not_negative("position"),
+        _not_negative("attempts"),
+        _finished_after_started(),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=func.gen_random_uuid(), init=False
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    name: Mapped[str]
+    status: Mapped[StepStatus] = mapped_column(
+        _status(StepStatus), default=StepStatus.QUEUED, server_default=StepStatus.QUEUED.value
+    )
+    attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[JsonObject | None] = mapped_column(JSONB, default=None)
+
+
+class Event(Base, kw_only=True):
+    """An append-only record of something that happened to a job; `id` is the stream cursor."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["job_id", "step_id"], ["steps.job_id", "steps.id"], ondelete="CASCADE"
+        ),
+        Index(None, "job_id", "id"),
+        *_not_empty("type"),
+        _is_object("payload"),
+    )
+
+    # ALWAYS: ids come from the sequence only, so they grow in insertion order.
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True, init=False)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    step_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    type: Mapped[str]
+    payload: Mapped[JsonObject] = mapped_column(
+        JSONB, default_factory=dict, server_default=_EMPTY_OBJECT
+    )
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), init=False)
+
+
+class Artifact(Base, kw_only=True):
+    """An object a job stored in S3."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (
+        UniqueConstraint("bucket", "key"),
+        ForeignKeyConstraint(
+            ["job_id", "step_id"], ["steps.job_id", "steps.id"], ondelete="CASCADE"
+        ),
+        Index(None, "job_id"),
+        _not_negative("size_bytes"),
+        CheckConstraint(f"sha256 ~ {_SHA256_HEX}", name="sha256_is_hex"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=func.gen_random_uuid(), init=False
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    step_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    bucket: Mapped[str]
+    key: Mapped[str]
+    content_type: Mapped[str]
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), init=False)

@@ -1,0 +1,26 @@
+"""The states a job and its steps move through (the database enforces the same sets)."""
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELING = "canceling"
+    CANCELED = "canceled"
+
+
+class StepStatus(StrEnum):
+    """A step is canceled at once: unlike a job, it has no `canceling` state."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# Jobs that still need the platform's attention (the partial index `ix_jobs_active` covers them).
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELING)
