@@ -51,6 +51,20 @@ venv: ## Export the python-default resolve as a venv for your IDE (dist/export/)
 lock: ## Regenerate lockfiles after editing 3rdparty/python/*requirements.txt
 	$(PANTS) generate-lockfiles
 
+# --- Database (FORGE_DATABASE_URL) ---------------------------------------------------------
+
+.PHONY: migrate-head migrate-down migration
+migrate-head: ## Upgrade the database to the newest migration
+	$(PANTS) run $(API):api -- migrate upgrade head
+
+migrate-down: ## Undo the newest applied migration
+	$(PANTS) run $(API):api -- migrate downgrade -1
+
+migration: ## Write a new migration from the models: make migration m="add widgets"
+	@test -n "$(m)" || { echo 'usage: make migration m="what it changes"' >&2; exit 2; }
+	$(PANTS) run $(API):api -- migrate revision --autogenerate -m "$(m)"
+	$(PANTS) fix alembic::
+
 # --- Benchmarks ----------------------------------------------------------------------------
 
 .PHONY: bench-bootstrap bench-api

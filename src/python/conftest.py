@@ -122,8 +122,3 @@ def s3_endpoint_url() -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
 
-
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    """Async tests (`@pytest.mark.anyio`) run on asyncio, like the services."""
-    return "asyncio"

@@ -6,9 +6,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from modules.buildinfo import VERSION
+from modules.persistence.engine import create_async_database_engine
 from modules.settings import Settings, load_settings
 from modules.storage.s3 import make_s3_client
 from services.api.middleware import RequestLifecycleMiddleware
@@ -29,12 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Connections open lazily; creating the engine and client here touches no network.
-        engine = create_async_engine(
-            str(settings.database_url),
-            pool_size=settings.database_pool_size,
-            pool_pre_ping=True,
-            connect_args={"connect_timeout": max(2, round(settings.database_connect_timeout_s))},
-        )
+        engine = create_async_database_engine(settings)
         s3 = make_s3_client(settings, timeout_s=settings.readiness_storage_timeout_s)
         app.state.readiness = ReadinessChecker(settings, engine, s3)
         try:

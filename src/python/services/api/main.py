@@ -1,10 +1,15 @@
 """`forge-api`: the api process's command line (the api PEX's entry point)."""
 
 import argparse
+import sys
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from modules.observability.logs import RequestIdFilter, logging_config
 from modules.observability.metrics import remove_multiprocess_dir, use_multiprocess_dir
+from modules.persistence import migrate
 from modules.settings import settings_or_exit
+from modules.storage.s3 import ensure_bucket, make_s3_client
 
 PROGRAM = "forge-api"
 APP = "services.api.app:app"
@@ -39,14 +44,36 @@ def serve() -> int:
     return 0
 
 
+def init_storage() -> int:
+    """Create the artifact bucket unless it exists (idempotent): Compose's one-shot."""
+    settings = settings_or_exit(PROGRAM)
+    try:
+        created = ensure_bucket(make_s3_client(settings), settings.s3_bucket)
+    except (BotoCoreError, ClientError) as error:
+        where = f"{settings.s3_endpoint_url} bucket {settings.s3_bucket!r}"
+        sys.stderr.write(f"{PROGRAM}: init-storage failed for {where}: {error}\n")
+        return 1
+    outcome = "created" if created else "already exists"
+    sys.stdout.write(f"{PROGRAM}: bucket {settings.s3_bucket!r} {outcome}\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROGRAM, description="Forge's HTTP API.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="serve the API (the default)")
+    commands.add_parser(
+        "migrate", help="run database migrations (`migrate --help`)", add_help=False
+    ).add_argument("args", nargs=argparse.REMAINDER)
+    commands.add_parser("init-storage", help="create the artifact bucket if it is missing")
     args = parser.parse_args(argv)
     match args.command:
         case None | "serve":
             return serve()
+        case "migrate":
+            return migrate.main(args.args)
+        case "init-storage":
+            return init_storage()
     parser.error(f"unknown command {args.command!r}")
 
 
