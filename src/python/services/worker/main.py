@@ -15,7 +15,6 @@ from celery.apps.worker import Worker, install_worker_term_handler  # type: igno
 from celery.bin.celery import celery as celery_cli
 from celery.exceptions import OperationalError
 from celery.exceptions import TimeoutError as ResultTimeoutError
-from celery.worker import WorkController
 
 from modules.observability.metrics import remove_multiprocess_dir, use_multiprocess_dir
 from services.worker import celery_app, endpoint
@@ -82,12 +81,16 @@ def _run_worker() -> int:
 
 
 class _Worker(Worker):
-    """Celery's worker program, except that SIGTERM (how orchestrators stop it) does not write
-    a plain-text "worker: Warm shutdown" line between the JSON lines on stdout."""
+    """Celery's worker program, keeping stdout to JSON lines."""
 
-    def install_platform_tweaks(self, worker: WorkController) -> None:
-        super().install_platform_tweaks(worker)
-        install_worker_term_handler(worker, verbose=False)
+    def on_start(self) -> None:
+        super().on_start()
+        # Celery stops sending print()s (task code and libraries do print) to logging once a
+        # setup_logging receiver configures logging: redirect them as it does by default.
+        self.app.log.redirect_stdouts(self.app.conf.worker_redirect_stdouts_level)
+        # Its SIGTERM handler (how orchestrators stop workers) writes "worker: Warm shutdown"
+        # to stdout as plain text: reinstall it without that line.
+        install_worker_term_handler(self, verbose=False)
 
 
 def _fail(message: str) -> int:

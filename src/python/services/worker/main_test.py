@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 @shared_task(name="test.fail")
 def fail() -> None:
     logger.info("about to fail")
+    sys.stdout.write("written to stdout\n")
     raise RuntimeError("failing on purpose")
 
 
@@ -91,6 +92,8 @@ def worker(
         finally:
             process.kill()  # only if it did not stop (a no-op once it exited)
         assert exit_code == 0
+        for line in stdout.read_text().splitlines():  # shutdown included
+            json.loads(line)
 
 
 def test_healthz_is_200_once_the_worker_is_ready(worker: RunningWorker) -> None:
@@ -163,6 +166,10 @@ def test_failed_task_is_counted_and_its_log_lines_name_it(worker: RunningWorker)
             "task_id": result.id,
             "task_name": "test.fail",
         }
+    ]
+    written = [line for line in lines if line["msg"] == "written to stdout"]
+    assert [(line["logger"], line["task_id"]) for line in written] == [
+        ("celery.redirected", result.id)
     ]
     failed = [line for line in lines if line.get("exc_type") == "RuntimeError"]
     assert [(line["task_id"], line["task_name"]) for line in failed] == [(result.id, "test.fail")]
