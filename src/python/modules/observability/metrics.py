@@ -15,6 +15,7 @@ from prometheus_client import (
     CollectorRegistry,
     generate_latest,
     multiprocess,
+    values,
 )
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -23,12 +24,15 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def use_multiprocess_dir(program: str) -> str:
     """Point prometheus-client at a fresh, private sample directory for this process tree.
 
-    Must run before any metric is created: prometheus-client picks its storage when a metric
-    is instantiated. Child processes inherit the variable. Returns the directory, which the
+    Must run before any metric is created: metrics keep the storage chosen when they are
+    instantiated. Child processes inherit the variable. Returns the directory, which the
     caller removes with `remove_multiprocess_dir` at exit.
     """
     directory = tempfile.mkdtemp(prefix=f"{program}-metrics-")
     os.environ[MULTIPROC_ENV] = directory
+    # prometheus-client reads the variable once, when it is imported (usually before this
+    # runs): choose the storage for metrics created from now on again.
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     return directory
 
 

@@ -1,0 +1,1 @@
+"""The Forge worker: a Celery worker on Redis that runs model-generation jobs."""

@@ -1,0 +1,87 @@
+"""The Forge Celery app, shared by the worker CLI and `celery -A services.worker.celery_app`.
+
+Settings are read once, here, when the module is imported: a bad variable ends any process that
+uses the app with one line per problem and exit code 78, before Celery starts.
+"""
+
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, signals
+
+from modules.observability.logs import configure_logging
+from modules.observability.metrics import mark_process_dead
+from modules.settings import settings_or_exit
+from services.worker import tasks
+from services.worker.logs import TaskContextFilter
+
+logger = logging.getLogger(__name__)
+
+settings = settings_or_exit("forge-worker")
+
+# Naming the task modules (imported above) makes every worker of this app import them.
+app = Celery("forge", include=[tasks.__name__])
+app.conf.update(
+    broker_url=str(settings.broker_url),
+    result_backend=str(settings.result_backend_url),
+    # JSON only: a message can carry data, never code (pickle would run whatever it is sent).
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    # Ack after the task ran, not when it was received, and give a task whose process died
+    # back to the broker: a job lost with its process runs again instead of vanishing.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    # Jobs are long: a process reserves one message at a time, so queued jobs go to whichever
+    # process frees up first instead of waiting behind a busy one.
+    worker_prefetch_multiplier=1,
+    # A task gets SoftTimeLimitExceeded (and can clean up) before its process is killed.
+    task_soft_time_limit=settings.worker_task_soft_time_limit_s,
+    task_time_limit=settings.worker_task_time_limit_s,
+    # Redis hands an unacknowledged message to another worker after the visibility timeout:
+    # it must outlast the longest a task may run (the hard limit) or long jobs run twice.
+    broker_transport_options={"visibility_timeout": settings.worker_task_time_limit_s + 600},
+    # If the broker connection drops, running tasks cannot be acked on the new connection and
+    # will be redelivered: cancel them rather than have them run twice.
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    # Keep retrying while Redis is not up yet (a worker may start before it).
+    broker_connection_retry_on_startup=True,
+    # Results are read right after a task ends; Redis keeps them in memory for a day at most.
+    result_expires=timedelta(days=1),
+    # Report STARTED so callers can tell a queued job from a running one.
+    task_track_started=True,
+    # Processes, not threads: jobs are CPU-bound, and the pool process lifecycle below (and
+    # the multiprocess metrics) assume forked pool processes.
+    worker_pool="prefork",
+    worker_concurrency=settings.worker_concurrency,
+)
+
+
+@signals.setup_logging.connect
+def _json_logs(**_: Any) -> None:
+    """Celery installs its own handlers unless a receiver takes over: JSON lines on stdout only.
+
+    Pool processes are forked after this ran, so they inherit the same configuration.
+    """
+    configure_logging(
+        "worker",
+        settings.log_level,
+        {"task": f"{TaskContextFilter.__module__}.{TaskContextFilter.__qualname__}"},
+    )
+    # Python warnings (Celery's SecurityWarning, deprecations) become JSON lines too.
+    logging.captureWarnings(True)
+
+
+@signals.worker_process_init.connect
+def _start_pool_process(**_: Any) -> None:
+    """Runs in each pool process right after it is forked: create per-process resources (database
+    engines, clients holding sockets) here, never in the main process they were forked from."""
+    logger.info("pool process started", extra={"pid": os.getpid()})
+
+
+@signals.worker_process_shutdown.connect
+def _stop_pool_process(pid: int, **_: Any) -> None:
+    """Runs in each pool process before it exits: release what `_start_pool_process` created."""
+    mark_process_dead(pid)

@@ -1,0 +1,14 @@
+import pytest
+import redis
+from conftest import execution_slot
+
+
+@pytest.fixture(scope="module")
+def celery_urls(redis_base_url: str) -> tuple[str, str]:
+    """Broker and result backend URLs on Redis databases that only this test process uses,
+    emptied first: (broker, backend)."""
+    slot = execution_slot()
+    urls = f"{redis_base_url}/{2 + 2 * slot}", f"{redis_base_url}/{3 + 2 * slot}"
+    for url in urls:
+        redis.Redis.from_url(url).flushdb()
+    return urls

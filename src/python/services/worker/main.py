@@ -1,0 +1,98 @@
+"""forge-worker: run the worker, ping running workers, or use Celery's own CLI on this app.
+
+forge-worker                     run the worker: prefork pool, JSON logs, /metrics, /healthz
+forge-worker ping [--timeout S]  run health.ping on a worker through the broker, print the reply
+forge-worker celery ARGS...      Celery's CLI for this app, e.g. `forge-worker celery inspect ping`
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from celery.apps.worker import Worker, install_worker_term_handler  # type: ignore[attr-defined]
+from celery.bin.celery import celery as celery_cli
+from celery.exceptions import OperationalError
+from celery.exceptions import TimeoutError as ResultTimeoutError
+
+from modules.observability.metrics import remove_multiprocess_dir, use_multiprocess_dir
+from services.worker import celery_app, endpoint
+from services.worker.celery_app import app, settings
+from services.worker.tasks import PING
+
+PROGRAM = "forge-worker"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["celery"]:
+        # Handed over verbatim (argparse would claim options such as --timeout); click exits.
+        celery_cli.main(args=["--app", celery_app.__name__, *args[1:]], prog_name=PROGRAM)
+    options = _parser().parse_args(args)
+    if options.command == "ping":
+        return _ping(options.timeout)
+    return _run_worker()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROGRAM, description="Without a command: run the worker.")
+    commands = parser.add_subparsers(dest="command")
+    ping = commands.add_parser("ping", help=f"run {PING} on a worker and print its reply")
+    ping.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for a reply (%(default)s)"
+    )
+    # Listed for --help only: main() hands `celery ...` to Celery before parsing.
+    commands.add_parser("celery", help="Celery's command line for this app", add_help=False)
+    return parser
+
+
+def _ping(timeout: float) -> int:
+    try:
+        # Expires with the wait: a worker that starts later must not answer a ping nobody awaits.
+        result = app.send_task(PING, expires=timeout)
+        reply = result.get(timeout=timeout)
+    except OperationalError as error:
+        return _fail(f"ping: cannot reach the broker: {error}")
+    except ResultTimeoutError:
+        return _fail(f"ping: no worker answered {PING} within {timeout:g}s")
+    sys.stdout.write(json.dumps(reply) + "\n")
+    return 0
+
+
+def _run_worker() -> int:
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    try:
+        server = endpoint.serve(host, port)
+    except OSError as error:
+        return _fail(f"cannot serve /metrics on {host}:{port}: {error.strerror}")
+    metrics_dir = use_multiprocess_dir(PROGRAM)
+    # Imported only now: it creates the task metrics, which must know they are multiprocess.
+    from services.worker import task_metrics  # noqa: F401
+
+    try:
+        worker = _Worker(app=app, loglevel=settings.log_level, quiet=True)  # quiet: no banner
+        worker.start()
+        return worker.exitcode or 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        remove_multiprocess_dir(metrics_dir)
+
+
+class _Worker(Worker):
+    """Celery's worker program, keeping stdout to JSON lines."""
+
+    def on_start(self) -> None:
+        super().on_start()
+        # Celery stops sending print()s (task code and libraries do print) to logging once a
+        # setup_logging receiver configures logging: redirect them as it does by default.
+        self.app.log.redirect_stdouts(self.app.conf.worker_redirect_stdouts_level)
+        # Its SIGTERM handler (how orchestrators stop workers) writes "worker: Warm shutdown"
+        # to stdout as plain text: reinstall it without that line.
+        install_worker_term_handler(self, verbose=False)
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"{PROGRAM}: {message}\n")
+    return os.EX_UNAVAILABLE
