@@ -18,3 +18,18 @@ IN_FLIGHT = Gauge(
     "HTTP requests being served right now.",
     multiprocess_mode="livesum",  # the sum over live worker processes
 )
+
+_Children = tuple[Counter, Histogram]
+# Labelled children by (method, route, status): `labels()` validates and locks on every call.
+# Bounded: routes are templates, methods are what the HTTP parser accepts.
+_children: dict[tuple[str, str, int], _Children] = {}
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    key = (method, route, status)
+    children = _children.get(key)
+    if children is None:
+        labels = (method, route, str(status))
+        children = _children[key] = (REQUESTS.labels(*labels), REQUEST_DURATION.labels(*labels))
+    children[0].inc()
+    children[1].observe(seconds)

@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modules.observability.logs import request_id_var
 from modules.observability.request_id import HEADER, accept_or_new
-from services.api.metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS
+from services.api.metrics import IN_FLIGHT, observe_request
 from services.api.problems import INTERNAL_ERROR_DETAIL, problem_body
 from services.api.schemas.problem import MEDIA_TYPE
 
@@ -60,9 +60,7 @@ class RequestLifecycleMiddleware:
             IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
-            labels = (scope["method"], route, str(status))
-            REQUESTS.labels(*labels).inc()
-            REQUEST_DURATION.labels(*labels).observe(elapsed)
+            observe_request(scope["method"], route, status, elapsed)
             access_logger.info(
                 "%s %s %d",
                 scope["method"],

@@ -163,6 +163,7 @@ def test_failed_task_is_counted_and_its_log_lines_name_it(worker: RunningWorker)
             "logger": __name__,
             "msg": "about to fail",
             "service": "worker",
+            "pid": inside[0]["pid"],
             "task_id": result.id,
             "task_name": "test.fail",
         }
