@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modules.persistence.engine import create_async_database_engine
 from modules.persistence.migrate import alembic_config
 from modules.settings import Settings
-from modules.testing.databases import recreate_database
+from modules.testing.databases import libpq_url, recreate_database
+from modules.testing.isolation import execution_slot
 from modules.testing.processes import python_subprocess_env, reserve_free_port, wait_for_port
 
 POSTGRES_URL = os.environ.get(
@@ -30,22 +31,12 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("FORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
-def execution_slot() -> int:
-    """Pants runs test files in parallel, one per execution slot: resources keyed by the slot
-    (a database, Redis database numbers) are private to one test process."""
-    return int(os.environ.get("FORGE_TEST_SLOT", "0"))
-
-
-def _libpq_url(sqlalchemy_url: str) -> str:
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """SQLAlchemy URL of a reachable PostgreSQL database that the tests may create databases
     from (it needs CREATEDB)."""
     try:
-        with psycopg.connect(_libpq_url(POSTGRES_URL), connect_timeout=3) as conn:
+        with psycopg.connect(libpq_url(POSTGRES_URL), connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as error:
         pytest.fail(

@@ -5,7 +5,6 @@ uses the app with one line per problem and exit code 78, before Celery starts.
 """
 
 import logging
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -14,12 +13,13 @@ from celery import Celery, signals
 from modules.observability.logs import configure_logging
 from modules.observability.metrics import mark_process_dead
 from modules.settings import settings_or_exit
-from services.worker import tasks
+from services.worker import database, tasks
 from services.worker.logs import TaskContextFilter
 
 logger = logging.getLogger(__name__)
 
 settings = settings_or_exit("forge-worker")
+database.configure(settings)
 
 # Naming the task modules (imported above) makes every worker of this app import them.
 app = Celery("forge", include=[tasks.__name__])
@@ -70,18 +70,18 @@ def _json_logs(**_: Any) -> None:
         settings.log_level,
         {"task": f"{TaskContextFilter.__module__}.{TaskContextFilter.__qualname__}"},
     )
-    # Python warnings (Celery's SecurityWarning, deprecations) become JSON lines too.
-    logging.captureWarnings(True)
 
 
 @signals.worker_process_init.connect
 def _start_pool_process(**_: Any) -> None:
-    """Runs in each pool process right after it is forked: create per-process resources (database
-    engines, clients holding sockets) here, never in the main process they were forked from."""
-    logger.info("pool process started", extra={"pid": os.getpid()})
+    """Runs in each pool process right after it is forked. Per-process resources (the database
+    engine, clients holding sockets) are created here or on first use, never in the main
+    process they were forked from."""
+    logger.info("pool process started")
 
 
 @signals.worker_process_shutdown.connect
 def _stop_pool_process(pid: int, **_: Any) -> None:
-    """Runs in each pool process before it exits: release what `_start_pool_process` created."""
+    """Runs in each pool process before it exits: release its resources."""
+    database.dispose()
     mark_process_dead(pid)

@@ -1,6 +1,7 @@
 import pytest
 import redis
-from conftest import execution_slot
+
+from modules.testing.isolation import execution_slot
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,7 @@ class RunningWorker:
 
 @pytest.fixture(scope="module")
 def worker(
-    celery_urls: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+    celery_urls: tuple[str, str], postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
     broker_url, backend_url = celery_urls
     port = reserve_free_port()
@@ -69,6 +69,7 @@ def worker(
         FORGE_WORKER_METRICS_PORT=str(port),
         FORGE_WORKER_CONCURRENCY="2",
         FORGE_LOG_LEVEL="INFO",
+        FORGE_DATABASE_URL=postgres_admin_url,
     )
     stdout = tmp_path_factory.mktemp("worker") / "stdout"
     with stdout.open("wb") as out:
@@ -107,6 +108,7 @@ def test_cli_ping_round_trips(worker: RunningWorker) -> None:
     reply = json.loads(run.stdout)
     assert reply["pong"] is True
     assert reply["worker"].startswith("celery@")
+    assert reply["database"] == "ok"  # the pool process's own engine reached PostgreSQL
 
 
 def test_cli_passes_celery_commands_through(worker: RunningWorker) -> None:

@@ -3,19 +3,26 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from pydantic import PostgresDsn
 
-from services.worker.celery_app import app
+from modules.settings import Settings
+from modules.testing.network import closed_port
+from services.worker import database
+from services.worker.celery_app import app, settings
 from services.worker.tasks import PING
 
 
 @pytest.fixture(scope="module")
-def worker_app(celery_urls: tuple[str, str]) -> Iterator[Celery]:
-    """The worker's app, on this test process's Redis databases, with a worker in a thread."""
+def worker_app(celery_urls: tuple[str, str], postgres_admin_url: str) -> Iterator[Celery]:
+    """The worker's app, on this test process's Redis databases and the test PostgreSQL,
+    with a worker in a thread."""
     broker_url, backend_url = celery_urls
     # The app read the default URLs when it was imported and has not connected yet.
     app.conf.update(broker_url=broker_url, result_backend=backend_url)
+    database.configure(settings.model_copy(update={"database_url": postgres_admin_url}))
     with start_worker(app, perform_ping_check=False):
         yield app
+    database.configure(settings)
 
 
 def test_ping_round_trips_through_the_broker(worker_app: Celery) -> None:
@@ -25,3 +32,15 @@ def test_ping_round_trips_through_the_broker(worker_app: Celery) -> None:
     assert reply["pong"] is True
     assert isinstance(reply["worker"], str)
     assert {"pid", "version", "revision"} <= reply.keys()
+    assert reply["database"] == "ok"
+
+
+def test_database_status_names_the_problem() -> None:
+    url = PostgresDsn(f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge")
+    database.configure(Settings.model_validate({"database_url": url}))
+    try:
+        status = database.status()
+    finally:
+        database.configure(settings)
+    assert status.startswith("unavailable: ")
+    assert "Connection refused" in status
