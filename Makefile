@@ -8,6 +8,11 @@ COMPOSE := docker compose --env-file .env -f compose/docker-compose.yml
 API := src/python/services/api
 WORKER := src/python/services/worker
 
+# Image labels and tags: the release and the commit (Pants passes these as build args).
+export FORGE_VERSION := $(shell cat src/python/modules/buildinfo/VERSION)
+export FORGE_GIT_REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+export FORGE_IMAGE_TAG := $(FORGE_VERSION)-$(FORGE_GIT_REVISION)
+
 .PHONY: help
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,8 +20,9 @@ help: ## List the targets
 # --- Quality gates -------------------------------------------------------------------------
 
 .PHONY: lint type test fmt ci
-lint: ## BUILD files up to date; ruff, black, hadolint, shellcheck
+lint: ## BUILD files up to date; ruff, black, hadolint, shellcheck; Compose file valid
 	$(PANTS) tailor --check update-build-files --check lint ::
+	FORGE_ENV_FILE=../.env.example docker compose --env-file .env.example -f compose/docker-compose.yml config --quiet
 
 type: ## mypy (strict) over all Python targets
 	$(PANTS) check ::
@@ -27,11 +33,11 @@ test: ## Every test (needs PostgreSQL and Redis, see DEV.md)
 fmt: ## Format and auto-fix (black, ruff --fix) and tidy BUILD files
 	$(PANTS) update-build-files fix ::
 
-ci: ## Everything CI checks, in CI's order (the README's test command)
-	$(PANTS) tailor --check update-build-files --check lint check test ::
+ci: lint ## Everything CI checks, in CI's order (the README's test command)
+	$(PANTS) check test ::
 	$(PANTS) run $(API):openapi -- --check
-	$(PANTS) package ::
 	scripts/check-changed-since
+	scripts/compose-smoke
 
 # --- API contract --------------------------------------------------------------------------
 
@@ -42,7 +48,7 @@ openapi: ## Regenerate docs/openapi/openapi.v1.json from the code
 # --- Build -------------------------------------------------------------------------------
 
 .PHONY: package venv lock
-package: ## Build every PEX (dist/)
+package: ## Build every PEX (dist/) and both images (forge-api, forge-worker)
 	$(PANTS) package ::
 
 venv: ## Export the python-default resolve as a venv for your IDE (dist/export/)
@@ -50,6 +56,25 @@ venv: ## Export the python-default resolve as a venv for your IDE (dist/export/)
 
 lock: ## Regenerate lockfiles after editing 3rdparty/python/*requirements.txt
 	$(PANTS) generate-lockfiles
+
+# --- Compose stack -----------------------------------------------------------------------
+
+.PHONY: up down logs ps
+.env:
+	cp .env.example .env
+
+up: .env ## Build the images and start the stack; returns once every service is healthy
+	$(PANTS) package docker/api docker/worker
+	$(COMPOSE) up --detach --wait
+
+down: ## Stop the stack and remove its containers (volumes stay; add -v by hand to drop data)
+	$(COMPOSE) down --remove-orphans
+
+logs: ## Follow the stack's logs
+	$(COMPOSE) logs --follow
+
+ps: ## The stack's containers and their health
+	$(COMPOSE) ps --all
 
 # --- Database (FORGE_DATABASE_URL) ---------------------------------------------------------
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from modules.settings import ConfigurationError, Settings, load_settings, settings_or_exit
@@ -73,3 +75,29 @@ def test_entry_points_exit_with_ex_config_and_one_line_per_problem(
         "forge-api: invalid configuration: FORGE_API_PORT: Input should be greater than or equal"
         " to 1",
     ]
+
+
+ENV_EXAMPLE = Path(".env.example")
+# Read by docker compose itself, not by Forge's processes.
+COMPOSE_ONLY = {
+    "FORGE_IMAGE_TAG",
+    "FORGE_API_PUBLISHED_PORT",
+    "FORGE_WORKER_METRICS_PUBLISHED_PORT",
+}
+
+
+def env_example() -> dict[str, str]:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_env_example_lists_every_setting_and_nothing_else() -> None:
+    documented = {name for name in env_example() if name.startswith("FORGE_")} - COMPOSE_ONLY
+    assert documented == {f"FORGE_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_env_example_is_a_valid_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env_example().items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.database_url.hosts()[0]["host"] == "postgres"  # Compose service names

@@ -29,6 +29,8 @@ def serve() -> int:
             host=settings.api_host,
             port=settings.api_port,
             workers=settings.api_workers,
+            loop="uvloop",
+            http="httptools",
             log_config=logging_config(
                 "api",
                 settings.log_level,
