@@ -59,12 +59,14 @@ lock: ## Regenerate lockfiles after editing 3rdparty/python/*requirements.txt
 
 # --- Compose stack -----------------------------------------------------------------------
 
-.PHONY: up down logs ps
+.PHONY: images up down logs ps
 .env:
 	cp .env.example .env
 
-up: .env ## Build the images and start the stack; returns once every service is healthy
+images: ## Build the forge-api and forge-worker images, tagged latest and <version>-<commit>
 	$(PANTS) package docker/api docker/worker
+
+up: .env images ## Build the images and start the stack; returns once every service is healthy
 	$(COMPOSE) up --detach --wait
 
 down: ## Stop the stack and remove its containers (volumes stay; add -v by hand to drop data)
