@@ -1,0 +1,1 @@
+"""Tools for working on Forge itself (not shipped in any service)."""
