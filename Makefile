@@ -19,7 +19,7 @@ help: ## List the targets
 
 # --- Quality gates -------------------------------------------------------------------------
 
-.PHONY: lint type test fmt ci
+.PHONY: lint type test fmt ci docs-check
 lint: ## BUILD files up to date; ruff, black, hadolint, shellcheck; Compose file valid
 	$(PANTS) tailor --check update-build-files --check lint ::
 	FORGE_ENV_FILE=../.env.example docker compose --env-file .env.example -f compose/docker-compose.yml config --quiet
@@ -36,8 +36,13 @@ fmt: ## Format and auto-fix (black, ruff --fix) and tidy BUILD files
 ci: lint ## Everything CI checks, in CI's order (the README's test command)
 	$(PANTS) check test ::
 	$(PANTS) run $(API):openapi -- --check
+	$(MAKE) --no-print-directory docs-check
 	scripts/check-changed-since
+	$(PANTS) package ::
 	scripts/compose-smoke
+
+docs-check: ## Relative links in the Markdown files resolve; DEV.md/README runnable blocks succeed
+	python3 src/python/devtools/check_docs.py
 
 # --- API contract --------------------------------------------------------------------------
 
