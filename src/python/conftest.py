@@ -112,4 +112,3 @@ def s3_endpoint_url() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
