@@ -8,13 +8,13 @@ import sys
 import urllib.error
 import urllib.request
 
-from modules.settings import load_settings
+from modules.settings import settings_or_exit
 
 TIMEOUT_S = 2
 
 
 def main(argv: list[str]) -> int:
-    settings = load_settings()
+    settings = settings_or_exit("probe")
     ports = {"api": settings.api_port, "worker": settings.worker_metrics_port}
     if len(argv) != 1 or argv[0] not in ports:
         sys.stderr.write(f"usage: probe {'|'.join(ports)}\n")

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from modules.buildinfo import VERSION
-from modules.persistence.engine import create_async_database_engine
+from modules.persistence.engine import create_async_database_engine, create_session_factory
 from modules.settings import Settings, load_settings
 from modules.storage.s3 import make_s3_client
 from services.api.middleware import RequestLifecycleMiddleware
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_async_database_engine(settings)
         s3 = make_s3_client(settings, timeout_s=settings.readiness_storage_timeout_s)
         app.state.readiness = ReadinessChecker(settings, engine, s3)
+        app.state.sessions = create_session_factory(engine)  # see services.api.dependencies
         try:
             yield
         finally:

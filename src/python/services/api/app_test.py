@@ -9,13 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
+from sqlalchemy import text
 
 from modules.buildinfo import VERSION
 from modules.settings import Settings
 from modules.storage.s3 import ensure_bucket, make_s3_client
 from modules.testing.network import closed_port, silent_listener
 from services.api.app import create_app
+from services.api.dependencies import DatabaseSession
 
 pytestmark = pytest.mark.anyio
 
@@ -193,7 +195,29 @@ def app_with_test_routes(settings: Settings) -> FastAPI:
     async def crash() -> None:
         raise RuntimeError("secret internal state")
 
+    @app.get("/v1/test-conflict")
+    async def conflict() -> None:
+        raise HTTPException(409, detail={"job": "abc", "reason": "already running"})
+
+    @app.get("/v1/test-database")
+    async def current_database(session: DatabaseSession) -> str:
+        name: str = await session.scalar(text("SELECT current_database()"))
+        return name
+
     return app
+
+
+async def test_routes_get_a_session_from_the_lifespans_engine(settings: Settings) -> None:
+    async with serving(app_with_test_routes(settings)) as client:
+        response = await client.get("/v1/test-database")
+    assert response.json() == settings.database_url.path.lstrip("/")  # type: ignore[union-attr]
+
+
+async def test_raised_http_errors_become_problems(settings: Settings) -> None:
+    async with serving(app_with_test_routes(settings)) as client:
+        response = await client.get("/v1/test-conflict")
+    body = assert_problem(response, 409, "Conflict")
+    assert body["detail"] == '{"job": "abc", "reason": "already running"}'
 
 
 async def test_validation_failure_lists_every_field(settings: Settings) -> None:

@@ -1,5 +1,6 @@
 """Every error answers with an RFC 9457 problem body (`application/problem+json`)."""
 
+import json
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -33,8 +34,11 @@ def problem_body(
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    # Starlette's default detail is the status phrase, which `title` already says.
-    detail = None if exc.detail == HTTPStatus(exc.status_code).phrase else exc.detail
+    # Starlette's default detail is the status phrase, which `title` already says; a structured
+    # detail (FastAPI allows any JSON value) is rendered as JSON text.
+    detail: str | None = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    if detail == HTTPStatus(exc.status_code).phrase:
+        detail = None
     return Response(
         problem_body(exc.status_code, detail=detail, instance=request.url.path),
         status_code=exc.status_code,

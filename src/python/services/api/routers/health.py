@@ -1,9 +1,9 @@
 """Liveness and readiness, for orchestrators and load balancers."""
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from modules.buildinfo import VERSION
-from services.api.readiness import ReadinessChecker
+from services.api.dependencies import Readiness as ReadinessCheck
 from services.api.schemas.health import Health, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -30,8 +30,7 @@ async def get_health() -> Health:
         }
     },
 )
-async def get_readiness(request: Request, response: Response) -> Readiness:
-    checker: ReadinessChecker = request.app.state.readiness
+async def get_readiness(checker: ReadinessCheck, response: Response) -> Readiness:
     readiness = await checker.check()
     if readiness.status != "ready":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
