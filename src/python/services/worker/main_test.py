@@ -47,6 +47,15 @@ def meet(redis_url: str, key: str, count: int) -> int:
     return os.getpid()
 
 
+@shared_task(name="test.die_once")
+def die_once(redis_url: str, key: str) -> int:
+    """Kills its own pool process on the first attempt; returns the attempt number after."""
+    attempt = int(redis.Redis.from_url(redis_url).incr(key))
+    if attempt == 1:
+        os._exit(1)  # the process vanishes mid-task, as on an OOM kill
+    return attempt
+
+
 @dataclass(frozen=True)
 class RunningWorker:
     env: dict[str, str]
@@ -176,6 +185,14 @@ def test_failed_task_is_counted_and_its_log_lines_name_it(worker: RunningWorker)
     ]
     failed = [line for line in lines if line.get("exc_type") == "RuntimeError"]
     assert [(line["task_id"], line["task_name"]) for line in failed] == [(result.id, "test.fail")]
+
+
+def test_a_task_lost_with_its_process_runs_again(worker: RunningWorker) -> None:
+    """acks_late + reject_on_worker_lost: the broker gets the message back and redelivers it."""
+    key = f"die-once-{time.monotonic_ns()}"
+    result = worker.client.send_task("test.die_once", args=[worker.redis_url, key])
+    assert result.get(timeout=60) == 2
+    assert int(redis.Redis.from_url(worker.redis_url).get(key) or 0) == 2
 
 
 def _cli(worker: RunningWorker, *args: str) -> subprocess.CompletedProcess[str]:
