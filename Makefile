@@ -37,6 +37,7 @@ ci: lint ## Everything CI checks, in CI's order (the README's test command)
 	$(PANTS) check test ::
 	$(PANTS) run $(API):openapi -- --check
 	$(MAKE) --no-print-directory docs-check
+	scripts/check-launcher
 	scripts/check-changed-since
 	$(PANTS) package ::
 	scripts/compose-smoke
