@@ -35,7 +35,8 @@ fmt: ## Format and auto-fix (black, ruff --fix) and tidy BUILD files
 
 ci: lint ## Everything CI checks, in CI's order (the README's test command)
 	$(PANTS) check ::
-	$(PANTS) test --force ::  # never a remembered result: the services are part of what is tested
+	@# --force: never a remembered result, the services are part of what is tested.
+	$(PANTS) test --force ::
 	$(PANTS) run $(API):openapi -- --check
 	$(MAKE) --no-print-directory docs-check
 	scripts/check-launcher
