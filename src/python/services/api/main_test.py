@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from modules.settings.loading import EXIT_CONFIG
+from modules.testing.network import closed_port
 from modules.testing.processes import python_subprocess_env
 from services.api.app_test import sample
 from services.api.main import PROGRAM
@@ -71,3 +72,33 @@ def test_invalid_setting_stops_startup_with_one_line() -> None:
         f"{PROGRAM}: invalid configuration: FORGE_API_WORKERS: Input should be a valid integer, "
         "unable to parse string as an integer"
     ]
+
+
+def init_storage(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.api.main", "init-storage"],
+        env=python_subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_init_storage_creates_the_bucket_once(s3_endpoint_url: str) -> None:
+    env = {"FORGE_S3_ENDPOINT_URL": s3_endpoint_url, "FORGE_S3_BUCKET": "forge-init-storage"}
+    first, second = init_storage(**env), init_storage(**env)
+    assert (first.returncode, first.stdout) == (
+        0,
+        f"{PROGRAM}: bucket 'forge-init-storage' created\n",
+    )
+    assert (second.returncode, second.stdout) == (
+        0,
+        f"{PROGRAM}: bucket 'forge-init-storage' already exists\n",
+    )
+
+
+def test_init_storage_without_an_endpoint_is_one_line() -> None:
+    result = init_storage(FORGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}")
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{PROGRAM}: init-storage failed for http://127.0.0.1:")
