@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from modules.persistence.engine import create_sync_database_engine
+from modules.persistence.engine import DatabaseUnreachable, connect, create_sync_database_engine
 from modules.settings import Settings
 
 _settings: Settings | None = None
@@ -50,9 +50,10 @@ def dispose() -> None:
 def status() -> str:
     """'ok' when PostgreSQL answers SELECT 1, else why not (one line, for health replies)."""
     try:
-        with engine().connect() as connection:
+        with connect(engine()) as connection:
             connection.execute(text("SELECT 1"))
+    except DatabaseUnreachable as error:  # one line, naming the database without its password
+        return f"unavailable: {error}"
     except SQLAlchemyError as error:
-        reason = " ".join(str(getattr(error, "orig", None) or error).split())
-        return f"unavailable: {reason[:200]}"
+        return f"unavailable: {type(error).__name__}"
     return "ok"
