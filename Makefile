@@ -15,14 +15,22 @@ export FORGE_IMAGE_TAG := $(FORGE_VERSION)-$(FORGE_GIT_REVISION)
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+		'{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1) } \
+		END { for (i = 1; i <= NR; i++) printf "  %-" width "s  %s\n", name[i], text[i] }'
 
 # --- Quality gates -------------------------------------------------------------------------
 
-.PHONY: lint type test fmt ci docs-check
-lint: ## BUILD files up to date; ruff, black, hadolint, shellcheck; Compose file valid
+.PHONY: lint lint-config type test fmt ci docs-check
+lint: ## BUILD files up to date; ruff, black, hadolint, shellcheck; Compose file and workflow valid
 	$(PANTS) tailor --check update-build-files --check lint ::
+	$(MAKE) --no-print-directory lint-config
+
+lint-config: ## The Compose file is valid with .env.example; actionlint on the GitHub workflow
 	FORGE_ENV_FILE=../.env.example docker compose --env-file .env.example -f compose/docker-compose.yml config --quiet
+	@# actionlint and shellcheck (for the workflow's run: steps) are in the launcher's venv.
+	tools="$$(FORGE_LAUNCHER_PRINT_VENV=1 $(PANTS))/bin" && \
+		"$$tools/actionlint" -shellcheck="$$tools/shellcheck" -pyflakes= .github/workflows/*.yml
 
 type: ## mypy (strict) over all Python targets
 	$(PANTS) check ::
