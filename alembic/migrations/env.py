@@ -36,6 +36,8 @@ else:
                 compare_server_default=True,
                 # Opt-in: CHECK constraints are compared by name (not by expression).
                 autogenerate_plugins=AUTOGENERATE_PLUGINS,
+                # `forge-migrate upgrade` reports when no revision was applied.
+                on_version_apply=context.config.attributes.get("on_version_apply"),
             )
             with context.begin_transaction():
                 context.run_migrations()

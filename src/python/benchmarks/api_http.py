@@ -1,7 +1,9 @@
 """HTTP benchmark of the api: /healthz with all of Forge's middleware (request ID, JSON access
 log, metrics) next to bare FastAPI and bare Starlette serving the same body, each under the same
 uvicorn settings (one worker process, uvloop + httptools) and the same wrk load; then /readyz
-with healthy PostgreSQL and S3. Run: `make bench-api` (needs wrk and a local PostgreSQL)."""
+with healthy PostgreSQL and S3, and /readyz while PostgreSQL hangs (a listener that never
+answers) next to its bound, the check's timeout plus 100 ms. Run: `make bench-api` (needs wrk
+and a local PostgreSQL)."""
 
 import argparse
 import os
@@ -9,26 +11,31 @@ import re
 import shutil
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import httpx
+from pathlib import Path
 
 from modules.settings import Settings
 from modules.storage.s3 import ensure_bucket, make_s3_client
-from modules.testing.processes import python_subprocess_env, reserve_free_port
+from modules.testing import s3_server
+from modules.testing.network import silent_listener
+from modules.testing.processes import python_subprocess_env, wait_for_reported_port
 
 GOAL_RATIO = 0.7
+# Each server binds port 0 and names the port it got in its startup line.
+UVICORN_LISTENING = r"Uvicorn running on http://127\.0\.0\.1:(\d+)"
 UVICORN_FLAGS = [
+    "--port",
+    "0",
     "--loop",
     "uvloop",
     "--http",
     "httptools",
     "--no-access-log",
     "--log-level",
-    "warning",
+    "info",  # startup and shutdown lines only: access lines are off
 ]
 
 
@@ -41,33 +48,24 @@ class Result:
 
 
 @contextmanager
-def server(command: list[str], port: int, probe: str = "/healthz", **env: str) -> Iterator[str]:
-    """A server process with its output discarded (logging cost stays, terminal cost goes)."""
-    process = subprocess.Popen(
-        command,
-        env=python_subprocess_env(**env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}{probe}").status_code < 500:
-                    break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"bench: server {command} did not start") from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+def server(command: list[str], listening: str, **env: str) -> Iterator[str]:
+    """A server process with its output in a file (logging cost stays, terminal cost goes);
+    yields its base URL once it names the port it listens on."""
+    with tempfile.TemporaryDirectory() as scratch:
+        output = Path(scratch) / "output"
+        with output.open("wb") as out:
+            process = subprocess.Popen(
+                command, env=python_subprocess_env(**env), stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            yield f"http://127.0.0.1:{wait_for_reported_port(process, output, listening, 30)}"
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
 
 
-def uvicorn_app(app: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", app, "--port", str(port), *UVICORN_FLAGS]
+def uvicorn_app(app: str) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", app, *UVICORN_FLAGS]
 
 
 def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
@@ -88,6 +86,7 @@ def _percentile(output: str, which: str) -> float:
 
 
 def measure(name: str, url: str, seconds: int, connections: int) -> Result:
+    print(f"bench: {name}: 2 s warm-up, then {seconds} s...", file=sys.stderr, flush=True)
     wrk(url, 2, connections)  # warm-up: imports, caches, connection pools
     return Result(name, *wrk(url, seconds, connections))
 
@@ -106,33 +105,36 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
 
-    s3_port, forge_port, fastapi_port, starlette_port = (reserve_free_port() for _ in range(4))
-    moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)]
+    forge = [sys.executable, "-m", "services.api.main"]
     forge_env = {
-        "FORGE_API_PORT": str(forge_port),
+        "FORGE_API_PORT": "0",
         "FORGE_DATABASE_URL": args.database_url,
-        "FORGE_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
         "FORGE_S3_BUCKET": "forge-bench",
     }
-    settings = Settings.model_validate(
-        {key.removeprefix("FORGE_").lower(): value for key, value in forge_env.items()}
-    )
     seconds, connections = args.seconds, args.connections
-    with server(moto, s3_port, probe="/moto-api/") as _:
+    s3 = [sys.executable, "-m", s3_server.__name__]
+    with server(s3, s3_server.READY_PATTERN) as s3_url:
+        forge_env["FORGE_S3_ENDPOINT_URL"] = s3_url
+        settings = Settings.model_validate(
+            {key.removeprefix("FORGE_").lower(): value for key, value in forge_env.items()}
+        )
         ensure_bucket(make_s3_client(settings), settings.s3_bucket)
-        with server([sys.executable, "-m", "services.api.main"], forge_port, **forge_env) as forge:
-            forge_health = measure("forge /healthz", f"{forge}/healthz", seconds, connections)
-            forge_ready = measure("forge /readyz", f"{forge}/readyz", seconds, connections)
-    with server(uvicorn_app("benchmarks.bare_apps:fastapi_app", fastapi_port), fastapi_port) as url:
+        with server(forge, UVICORN_LISTENING, **forge_env) as url:
+            forge_health = measure("forge /healthz", f"{url}/healthz", seconds, connections)
+            forge_ready = measure("forge /readyz", f"{url}/readyz", seconds, connections)
+        with silent_listener() as port:
+            hung = {"FORGE_DATABASE_URL": f"postgresql+psycopg://forge@127.0.0.1:{port}/forge"}
+            with server(forge, UVICORN_LISTENING, **{**forge_env, **hung}) as url:
+                name = "forge /readyz, db hangs"
+                forge_hung = measure(name, f"{url}/readyz", seconds, connections)
+    with server(uvicorn_app("benchmarks.bare_apps:fastapi_app"), UVICORN_LISTENING) as url:
         bare_fastapi = measure("bare FastAPI /healthz", f"{url}/healthz", seconds, connections)
-    with server(
-        uvicorn_app("benchmarks.bare_apps:starlette_app", starlette_port), starlette_port
-    ) as url:
+    with server(uvicorn_app("benchmarks.bare_apps:starlette_app"), UVICORN_LISTENING) as url:
         bare_starlette = measure("bare Starlette /healthz", f"{url}/healthz", seconds, connections)
 
     print(f"wrk: 1 thread, {connections} connections, {seconds} s per row after a 2 s warm-up")
     print(f"{'endpoint':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs FastAPI':>12}")
-    for result in (forge_health, bare_fastapi, bare_starlette, forge_ready):
+    for result in (forge_health, bare_fastapi, bare_starlette, forge_ready, forge_hung):
         ratio = result.requests_per_s / bare_fastapi.requests_per_s
         print(
             f"{result.name:<26}{result.requests_per_s:>10.0f}{result.p50_ms:>9.2f}"
@@ -141,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     ratio = forge_health.requests_per_s / bare_fastapi.requests_per_s
     verdict = "meets" if ratio >= GOAL_RATIO else "MISSES"
     print(f"forge /healthz at {ratio:.2f}x bare FastAPI: {verdict} the {GOAL_RATIO}x goal")
+    bound_ms = settings.readiness_database_timeout_s * 1000 + 100
+    verdict = "within" if forge_hung.p99_ms <= bound_ms else "OVER"
+    print(
+        f"forge /readyz while PostgreSQL hangs: p99 {forge_hung.p99_ms:.0f} ms, {verdict} the "
+        f"bound of {bound_ms:.0f} ms (the check's timeout + 100 ms)"
+    )
     return 0
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.operations.ops import MigrationScript
 from alembic.util import CommandError
 
 from modules.persistence.engine import DatabaseUnreachable
@@ -79,15 +81,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _skip_empty_autogenerate(
+    context: MigrationContext, revision: object, directives: list[MigrationScript]
+) -> None:
+    """Alembic's process_revision_directives hook: write nothing when the models and the
+    database agree (an empty revision would only have to be deleted again)."""
+    if directives[0].upgrade_ops is None or directives[0].upgrade_ops.is_empty():
+        directives.clear()
+
+
+def _revision(settings: Settings, args: argparse.Namespace) -> None:
+    config = _config(settings, _repository_scripts())
+    hook = _skip_empty_autogenerate if args.autogenerate else None
+    written = command.revision(
+        config,
+        message=args.message,
+        autogenerate=args.autogenerate,
+        process_revision_directives=hook,
+    )
+    if not written:
+        raise CommandError(
+            "the models and the database agree: no revision written (change a model first, "
+            "or leave out --autogenerate for a hand-written migration)"
+        )
+
+
+def _upgrade(config: Config, revision: str) -> None:
+    """`alembic upgrade`, saying so when there was nothing to do (Alembic prints nothing)."""
+    applied: list[object] = []
+    config.attributes["on_version_apply"] = lambda **step: applied.append(step["step"])
+    command.upgrade(config, revision)
+    if not applied:
+        sys.stderr.write(f"{PROGRAM}: already at {revision}; nothing to upgrade\n")
+
+
 def _run(settings: Settings, args: argparse.Namespace) -> None:
     if args.command == "revision":
-        config = _config(settings, _repository_scripts())
-        command.revision(config, message=args.message, autogenerate=args.autogenerate)
+        _revision(settings, args)
         return
     with alembic_config(settings) as config:
         match args.command:
+            case "upgrade" if not args.sql:
+                _upgrade(config, args.revision)
             case "upgrade":
-                command.upgrade(config, args.revision, sql=args.sql)
+                command.upgrade(config, args.revision, sql=True)
             case "downgrade":
                 command.downgrade(config, args.revision, sql=args.sql)
             case "check":

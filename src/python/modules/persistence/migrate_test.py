@@ -14,7 +14,7 @@ from sqlalchemy import make_url
 from modules.persistence.migrate import EXIT_UNAVAILABLE, alembic_config, main
 from modules.settings import Settings
 from modules.testing.databases import libpq_url, recreate_database
-from modules.testing.processes import reserve_free_port
+from modules.testing.network import closed_port
 
 BASELINE = "d9e75be39a6d"
 TABLES = ("models", "jobs", "steps", "events", "artifacts")
@@ -86,7 +86,7 @@ def test_current_names_the_revision(
 def test_unreachable_database_is_one_line_without_the_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    port = reserve_free_port()  # closed again: connecting is refused
+    port = closed_port()
     monkeypatch.setenv(
         "FORGE_DATABASE_URL", f"postgresql+psycopg://forge:hunter2@127.0.0.1:{port}/forge"
     )
@@ -107,7 +107,7 @@ def test_offline_upgrade_prints_the_sql_without_a_database(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(
-        "FORGE_DATABASE_URL", f"postgresql+psycopg://forge@127.0.0.1:{reserve_free_port()}/forge"
+        "FORGE_DATABASE_URL", f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge"
     )
 
     assert main(["upgrade", "head", "--sql"]) == 0
@@ -119,22 +119,50 @@ def test_offline_upgrade_prints_the_sql_without_a_database(
     assert sql.rstrip().endswith("COMMIT;")
 
 
-def test_revision_writes_a_module_into_the_repository(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture()
+def repository(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository root holding a copy of the migrations; `revision` writes there."""
     with as_file(files("migrations")) as packaged:
         shutil.copytree(packaged, tmp_path / "alembic/migrations")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FORGE_DATABASE_URL", database_url)
+    return tmp_path
 
-    assert main(["revision", "-m", "Add thumbnails", "--autogenerate"]) == 0
 
-    (written,) = (tmp_path / "alembic/migrations/versions").glob("*_add_thumbnails.py")
+def test_revision_writes_a_module_into_the_repository(repository: Path) -> None:
+    assert main(["revision", "-m", "Add thumbnails"]) == 0
+
+    (written,) = (repository / "alembic/migrations/versions").glob("*_add_thumbnails.py")
     assert written.stem.startswith("rev_")
     assert written.stem.isidentifier()
     source = written.read_text()
     compile(source, str(written), "exec")
     assert f"down_revision: str | Sequence[str] | None = '{BASELINE}'" in source
+
+
+def test_autogenerate_without_model_changes_writes_nothing(
+    repository: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    versions = sorted((repository / "alembic/migrations/versions").iterdir())
+
+    assert main(["revision", "-m", "Nothing", "--autogenerate"]) == 1
+
+    assert sorted((repository / "alembic/migrations/versions").iterdir()) == versions
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "forge-migrate: the models and the database agree: no revision written (change a model"
+        " first, or leave out --autogenerate for a hand-written migration)"
+    )
+
+
+def test_upgrade_at_head_says_so(
+    empty_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["upgrade", "head"]) == 0
+    assert "already at" not in capsys.readouterr().err
+    assert main(["upgrade", "head"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "forge-migrate: already at head; nothing to upgrade"
+    )
 
 
 def test_revision_outside_the_repository_root_is_refused(

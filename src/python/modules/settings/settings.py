@@ -24,7 +24,8 @@ ENV_PREFIX = "FORGE_"
 # The only driver Forge ships; SQLAlchemy uses it for both the async (api) and sync engines.
 DatabaseUrl = Annotated[PostgresDsn, UrlConstraints(allowed_schemes=["postgresql+psycopg"])]
 Seconds = Annotated[float, Field(gt=0, le=300)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+# 0: a port the kernel picks; the server logs the one it bound.
+Port = Annotated[int, Field(ge=0, le=65535)]
 
 # S3 bucket naming rules (the subset every S3 implementation accepts).
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

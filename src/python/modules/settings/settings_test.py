@@ -63,7 +63,7 @@ def test_secret_values_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None
 def test_entry_points_exit_with_ex_config_and_one_line_per_problem(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("FORGE_API_PORT", "0")
+    monkeypatch.setenv("FORGE_API_PORT", "-1")
     monkeypatch.setenv("FORGE_S3_BUCKET", "x")
     with pytest.raises(SystemExit) as exited:
         settings_or_exit("forge-api")
@@ -73,7 +73,7 @@ def test_entry_points_exit_with_ex_config_and_one_line_per_problem(
         "forge-api: invalid configuration: FORGE_S3_BUCKET: must be 3-63 characters of lowercase"
         " letters, digits, '.' and '-', starting and ending with a letter or digit",
         "forge-api: invalid configuration: FORGE_API_PORT: Input should be greater than or equal"
-        " to 1",
+        " to 0",
     ]
 
 

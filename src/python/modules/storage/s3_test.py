@@ -30,8 +30,8 @@ def test_objects_round_trip_through_the_configured_client(settings: Settings) ->
 def test_unreachable_endpoint_is_an_error_not_a_missing_bucket() -> None:
     from botocore.exceptions import EndpointConnectionError
 
-    from modules.testing.processes import reserve_free_port
+    from modules.testing.network import closed_port
 
-    closed = Settings(s3_endpoint_url=f"http://127.0.0.1:{reserve_free_port()}")  # type: ignore[arg-type]
+    closed = Settings(s3_endpoint_url=f"http://127.0.0.1:{closed_port()}")  # type: ignore[arg-type]
     with pytest.raises(EndpointConnectionError):
         bucket_exists(make_s3_client(closed, timeout_s=1), closed.s3_bucket)

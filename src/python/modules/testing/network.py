@@ -4,12 +4,14 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from modules.testing.processes import reserve_free_port
-
 
 def closed_port() -> int:
-    """A port with no listener (connections are refused), at least for the next moments."""
-    return reserve_free_port()
+    """A port with no listener (connections are refused): one the kernel just handed out and
+    that was closed again, so nothing listens on it for the next moments."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @contextmanager

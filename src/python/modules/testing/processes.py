@@ -1,32 +1,33 @@
 """Helpers for tests that start real processes (servers, workers) and wait for them."""
 
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 
-def reserve_free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
+def wait_for_reported_port(
+    process: subprocess.Popen[bytes], output: Path, pattern: str, timeout_s: float
+) -> int:
+    """The port a server started on port 0 reports in its `output` file: the first match of
+    `pattern`'s one group. The server binds before it reports, so the port is its own: no
+    other process can take it in between (as with a port picked here, released and rebound)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if match := re.search(pattern, output.read_text(errors="replace")):
+            return int(match.group(1))
         if process.poll() is not None:
-            pytest.fail(f"process {process.args!r} exited with {process.returncode}", pytrace=False)
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"nothing listened on {host}:{port} within {timeout_s}s", pytrace=False)
+            pytest.fail(
+                f"process {process.args!r} exited with {process.returncode}:\n"
+                f"{output.read_text(errors='replace')}",
+                pytrace=False,
+            )
+        time.sleep(0.05)
+    pytest.fail(f"{process.args!r} reported no port within {timeout_s}s", pytrace=False)
 
 
 def python_subprocess_env(**extra: str) -> dict[str, str]:

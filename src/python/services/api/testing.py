@@ -7,26 +7,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from modules.testing.processes import python_subprocess_env, reserve_free_port, wait_for_port
+from modules.testing.processes import python_subprocess_env, wait_for_reported_port
+
+# uvicorn's startup line names the port it bound (FORGE_API_PORT=0: one the kernel picks).
+LISTENING = r"Uvicorn running on http://127\.0\.0\.1:(\d+)"
 
 
 class ApiProcess:
     def __init__(self, tmp_path: Path, **env: str) -> None:
-        self.port = reserve_free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "api.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.api.main"],
-            env=python_subprocess_env(FORGE_API_PORT=str(self.port), **env),
+            env=python_subprocess_env(FORGE_API_PORT="0", **env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        try:
-            wait_for_port("127.0.0.1", self.port, 30, self.process)
-        except BaseException:
-            sys.stderr.write(self.log_path.read_text())  # shown with the failure
-            raise
+        self.port = wait_for_reported_port(self.process, self.log_path, LISTENING, 30)
+        self.base_url = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         """SIGTERM, as Docker sends it: a graceful shutdown. uvicorn re-raises the signal once

@@ -3,16 +3,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from modules.testing.processes import reserve_free_port
 from services.worker import endpoint
 
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    port = reserve_free_port()
-    server = endpoint.serve("127.0.0.1", port)
+    server = endpoint.serve("127.0.0.1", 0)  # a port the kernel picks
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()

@@ -7,6 +7,7 @@ forge-worker celery ARGS...      Celery's CLI for this app, e.g. `forge-worker c
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from services.worker.celery_app import app, settings
 from services.worker.tasks import PING
 
 PROGRAM = "forge-worker"
+
+logger = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +60,8 @@ def _ping(timeout: float) -> int:
     except ResultTimeoutError:
         return _fail(f"ping: no worker answered {PING} within {timeout:g}s")
     sys.stdout.write(json.dumps(reply) + "\n")
+    if reply.get("database") != "ok":  # e.g. a worker started with another FORGE_DATABASE_URL
+        return _fail(f"ping: the worker answered, but its database is {reply.get('database')}")
     return 0
 
 
@@ -72,6 +77,7 @@ def _run_worker() -> int:
 
     try:
         worker = _Worker(app=app, loglevel=settings.log_level, quiet=True)  # quiet: no banner
+        worker.endpoint = (host, server.server_port)  # the bound port, if 0 was asked for
         worker.start()
         return worker.exitcode or 0
     finally:
@@ -83,8 +89,12 @@ def _run_worker() -> int:
 class _Worker(Worker):
     """Celery's worker program, keeping stdout to JSON lines."""
 
+    endpoint: tuple[str, int]
+
     def on_start(self) -> None:
         super().on_start()
+        # Logging is configured by now; the line names the port actually bound.
+        logger.info("/metrics and /healthz on http://%s:%d", *self.endpoint)
         # Celery stops sending print()s (task code and libraries do print) to logging once a
         # setup_logging receiver configures logging: redirect them as it does by default.
         self.app.log.redirect_stdouts(self.app.conf.worker_redirect_stdouts_level)

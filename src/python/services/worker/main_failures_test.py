@@ -43,4 +43,4 @@ def test_ping_without_a_worker_fails_with_one_line_within_its_timeout(
         "forge-worker: ping: no worker answered health.ping within 2s"
     ]
     assert run.stdout == ""
-    assert elapsed < 2 + 10  # the timeout, plus starting Python and importing Celery
+    assert elapsed >= 2  # it waited for the reply; subprocess.run's timeout bounds the wait

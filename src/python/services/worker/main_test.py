@@ -20,10 +20,12 @@ import redis
 from celery import Celery, shared_task
 from prometheus_client.parser import text_string_to_metric_families
 
-from modules.testing.processes import python_subprocess_env, reserve_free_port, wait_for_port
+from modules.testing.processes import python_subprocess_env, wait_for_reported_port
 
 CLI = "import sys; from services.worker.main import main; sys.exit(main())"
 WORKER = f"import {__name__}; {CLI}"
+# The worker's log line naming its endpoint (FORGE_WORKER_METRICS_PORT=0: a port the kernel picks).
+ENDPOINT = r"/metrics and /healthz on http://127\.0\.0\.1:(\d+)"
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +73,10 @@ def worker(
     celery_urls: tuple[str, str], postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
     broker_url, backend_url = celery_urls
-    port = reserve_free_port()
     env = python_subprocess_env(
         FORGE_BROKER_URL=broker_url,
         FORGE_RESULT_BACKEND_URL=backend_url,
-        FORGE_WORKER_METRICS_PORT=str(port),
+        FORGE_WORKER_METRICS_PORT="0",
         FORGE_WORKER_CONCURRENCY="2",
         FORGE_LOG_LEVEL="INFO",
         FORGE_DATABASE_URL=postgres_admin_url,
@@ -83,9 +84,9 @@ def worker(
     stdout = tmp_path_factory.mktemp("worker") / "stdout"
     with stdout.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=out)
-    healthz_url = f"http://127.0.0.1:{port}/healthz"
     try:
-        wait_for_port("127.0.0.1", port, 30, process)
+        port = wait_for_reported_port(process, stdout, ENDPOINT, 30)
+        healthz_url = f"http://127.0.0.1:{port}/healthz"
         _wait_until(lambda: httpx.get(healthz_url).status_code == 200, 30, "/healthz to be 200")
         yield RunningWorker(
             env=env,

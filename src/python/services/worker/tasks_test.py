@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,7 @@ from modules.settings import Settings
 from modules.testing.network import closed_port
 from services.worker import database
 from services.worker.celery_app import app, settings
+from services.worker.main import main
 from services.worker.tasks import PING
 
 
@@ -44,3 +46,22 @@ def test_database_status_names_the_problem() -> None:
         database.configure(settings)
     assert status.startswith("unavailable: ")
     assert "Connection refused" in status
+
+
+def test_cli_ping_fails_when_the_worker_cannot_reach_its_database(
+    worker_app: Celery, postgres_admin_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker started with the wrong FORGE_DATABASE_URL answers pings: say so, exit non-zero."""
+    url = PostgresDsn(f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge")
+    database.configure(Settings.model_validate({"database_url": url}))  # the threaded worker's
+    try:
+        code = main(["ping", "--timeout", "20"])
+    finally:
+        database.configure(settings.model_copy(update={"database_url": postgres_admin_url}))
+    output = capsys.readouterr()
+    assert code == os.EX_UNAVAILABLE
+    assert '"pong": true' in output.out
+    (line,) = output.err.splitlines()
+    assert line.startswith(
+        "forge-worker: ping: the worker answered, but its database is unavailable"
+    )
