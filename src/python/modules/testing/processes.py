@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,21 @@ def wait_for_reported_port(
             )
         time.sleep(0.05)
     pytest.fail(f"{process.args!r} reported no port within {timeout_s}s", pytrace=False)
+
+
+def wait_for_port(host: str, port: int, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
+    """Until `port` accepts connections: a server may report its port before it listens (e.g.
+    uvicorn's supervisor binds the socket that its worker processes then listen on)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"process {process.args!r} exited with {process.returncode}", pytrace=False)
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"nothing listened on {host}:{port} within {timeout_s}s", pytrace=False)
 
 
 def python_subprocess_env(**extra: str) -> dict[str, str]:

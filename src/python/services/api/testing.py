@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from modules.testing.processes import python_subprocess_env, wait_for_reported_port
+from modules.testing.processes import (
+    python_subprocess_env,
+    wait_for_port,
+    wait_for_reported_port,
+)
 
 # uvicorn's startup line names the port it bound (FORGE_API_PORT=0: one the kernel picks).
 LISTENING = r"Uvicorn running on http://127\.0\.0\.1:(\d+)"
@@ -24,6 +28,7 @@ class ApiProcess:
             stderr=subprocess.STDOUT,
         )
         self.port = wait_for_reported_port(self.process, self.log_path, LISTENING, 30)
+        wait_for_port("127.0.0.1", self.port, 30, self.process)
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
