@@ -73,6 +73,17 @@ venv: ## Export the python-default resolve as a venv for your IDE (dist/export/)
 lock: ## Regenerate lockfiles after editing 3rdparty/python/*requirements.txt
 	$(PANTS) generate-lockfiles
 
+# --- Local processes -----------------------------------------------------------------------
+
+.PHONY: dev
+dev: ## api + worker + an S3 server as local processes, settings from dev.env; Ctrl-C stops
+	$(PANTS) package src/python/devtools:dev
+	@# Run outside Pants: Ctrl-C reaches only the supervisor (which stops its processes and
+	@# exits 0), and Pants stays free for other shells. The PEX finds CPython 3.12 on PATH or
+	@# under pyenv, even with no global pyenv version.
+	PEX_PYTHON_PATH="$$(printf '%s:' "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.12.*/bin)$$PATH" \
+		python3 dist/src.python.devtools/dev.pex dev.env
+
 # --- Compose stack -----------------------------------------------------------------------
 
 .PHONY: images up down logs ps
@@ -88,8 +99,9 @@ up: .env images ## Build the images and start the stack; returns once every serv
 down: ## Stop the stack and remove its containers (volumes stay; add -v by hand to drop data)
 	$(COMPOSE) down --remove-orphans
 
-logs: ## Follow the stack's logs
-	$(COMPOSE) logs --follow
+logs: ## Follow the stack's output (Forge's services write JSON lines); Ctrl-C stops
+	@# Compose exits 130 on Ctrl-C: that is how following ends, not an error.
+	$(COMPOSE) logs --follow || [ $$? -eq 130 ]
 
 ps: ## The stack's containers and their health
 	$(COMPOSE) ps --all
