@@ -81,7 +81,8 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
 
 
 def _percentile(output: str, which: str) -> float:
-    value, unit = re.search(rf"^\s+{which}%\s+([\d.]+)(us|ms|s)$", output, re.M).groups()  # type: ignore[union-attr]
+    # wrk pads some values with a trailing space ("1.65s ").
+    value, unit = re.search(rf"^\s+{which}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
