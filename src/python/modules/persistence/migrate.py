@@ -15,8 +15,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.migration import MigrationContext
 from alembic.operations.ops import MigrationScript
+from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
 
 from modules.persistence.engine import DatabaseUnreachable
