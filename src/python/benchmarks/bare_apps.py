@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from modules.buildinfo import VERSION
-from services.api.schemas.health import Health
+from modules.observability.health import Health
 
 fastapi_app = FastAPI()
 

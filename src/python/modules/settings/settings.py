@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description=(
+            "'production' refuses to start with a secret left unset or at a development value "
+            "(the defaults here and in .env.example)."
+        ),
+    )
+
     # --- Logging ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Minimum level of the JSON log lines every process writes to stdout."
@@ -52,7 +60,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the PostgreSQL database (driver postgresql+psycopg).",
     )
     database_pool_size: int = Field(
-        5, ge=1, le=100, description="Connections each process keeps open to PostgreSQL."
+        5,
+        ge=1,
+        le=100,
+        description=(
+            "PostgreSQL connections each process keeps for reuse once it has opened them (on "
+            "demand); under load up to 10 more are opened and closed again."
+        ),
     )
     database_connect_timeout_s: Seconds = Field(
         5.0, description="How long opening a PostgreSQL connection may take."
@@ -85,7 +99,13 @@ class Settings(BaseSettings):
     )
 
     # --- Readiness (/readyz) ---
-    readiness_database: bool = Field(True, description="Whether /readyz checks PostgreSQL.")
+    readiness_database: bool = Field(
+        True,
+        description=(
+            "Whether /readyz checks PostgreSQL (the api's check also compares the schema "
+            "revision with the one its migrations end at)."
+        ),
+    )
     readiness_database_timeout_s: Seconds = Field(
         1.0, description="How long the PostgreSQL readiness check may take."
     )
@@ -98,6 +118,20 @@ class Settings(BaseSettings):
     )
     readiness_storage_timeout_s: Seconds = Field(
         1.0, description="How long the object-store readiness check may take."
+    )
+    readiness_broker: bool = Field(True, description="Whether /readyz checks the broker (Redis).")
+    readiness_broker_timeout_s: Seconds = Field(
+        1.0, description="How long the broker readiness check may take."
+    )
+    readiness_cache_s: float = Field(
+        0.1,
+        ge=0,
+        le=10,
+        description=(
+            "How long a readiness check's result is reused before its dependency is checked "
+            "again (0: only concurrent requests share a check). A failed dependency shows in "
+            "/readyz within this plus its check's timeout."
+        ),
     )
 
     # --- worker process ---

@@ -8,7 +8,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from modules.buildinfo import VERSION
+from modules.observability.broker import broker_probe_client
 from modules.persistence.engine import create_async_database_engine, create_session_factory
+from modules.persistence.schema import ExpectedSchema
 from modules.settings import Settings, load_settings
 from modules.storage.s3 import make_s3_client
 from services.api.middleware import RequestLifecycleMiddleware
@@ -28,14 +30,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Connections open lazily; creating the engine and client here touches no network.
+        # Connections open lazily; creating the engine and clients here touches no network.
         engine = create_async_database_engine(settings)
         s3 = make_s3_client(settings, timeout_s=settings.readiness_storage_timeout_s)
-        app.state.readiness = ReadinessChecker(settings, engine, s3)
+        broker = broker_probe_client(str(settings.broker_url), settings.readiness_broker_timeout_s)
+        app.state.readiness = ReadinessChecker(
+            settings, engine, ExpectedSchema.from_migrations(), s3, broker
+        )
         app.state.sessions = create_session_factory(engine)  # see services.api.dependencies
         try:
             yield
         finally:
+            await broker.aclose()
             await engine.dispose()
 
     app = ForgeAPI(

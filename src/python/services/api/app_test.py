@@ -1,5 +1,6 @@
 """The api in-process over ASGI, against the real PostgreSQL and an S3 server over HTTP."""
 
+import asyncio
 import logging
 import time
 import uuid
@@ -8,14 +9,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+import redis
+from alembic import command
 from fastapi import FastAPI, HTTPException
-from sqlalchemy import text
+from pydantic import PostgresDsn
+from sqlalchemy import make_url, text
 
 from modules.buildinfo import VERSION
+from modules.persistence.migrate import alembic_config
+from modules.persistence.schema import ExpectedSchema
 from modules.settings import Settings
 from modules.storage.s3 import ensure_bucket, make_s3_client
+from modules.testing.databases import libpq_url, recreate_database
 from modules.testing.network import closed_port, silent_listener
+from modules.testing.servers import PrivateServer, private_postgres, private_redis
 from services.api.app import create_app
 from services.api.dependencies import DatabaseSession
 
@@ -28,23 +37,28 @@ READINESS_BOUND_S = TIMEOUT_S + 5
 
 
 def make_settings(**overrides: Any) -> Settings:
-    # model_validate skips the environment: tests see only what they set.
+    # model_validate skips the environment: tests see only what they set. Every /readyz checks
+    # afresh unless a test sets a reuse time.
     return Settings.model_validate(
         {
+            "readiness_cache_s": 0,
             "readiness_database_timeout_s": TIMEOUT_S,
             "readiness_storage_timeout_s": TIMEOUT_S,
+            "readiness_broker_timeout_s": TIMEOUT_S,
             **overrides,
         }
     )
 
 
 @pytest.fixture()
-def settings(postgres_admin_url: str, s3_endpoint_url: str) -> Settings:
-    """Healthy dependencies: the real PostgreSQL, and an S3 server with the bucket created."""
+def settings(database_url: str, s3_endpoint_url: str, redis_base_url: str) -> Settings:
+    """Healthy dependencies: the real PostgreSQL with a migrated database, an S3 server with
+    the bucket created, and the real Redis."""
     settings = make_settings(
-        database_url=postgres_admin_url,
+        database_url=database_url,
         s3_endpoint_url=s3_endpoint_url,
         s3_bucket=f"forge-test-{uuid.uuid4().hex[:12]}",
+        broker_url=f"{redis_base_url}/0",
     )
     ensure_bucket(make_s3_client(settings), settings.s3_bucket)
     return settings
@@ -79,6 +93,7 @@ async def test_healthz_answers_without_touching_dependencies() -> None:
     settings = make_settings(
         database_url=f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge",
         s3_endpoint_url=f"http://127.0.0.1:{closed_port()}",
+        broker_url=f"redis://127.0.0.1:{closed_port()}/0",
     )
     async with client_for(settings) as client:
         response = await client.get("/healthz")
@@ -92,9 +107,11 @@ async def test_readyz_passes_with_healthy_dependencies(settings: Settings) -> No
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ready"
-    for name in ("database", "storage"):
+    for name in ("database", "storage", "broker"):
         assert body["checks"][name]["status"] == "ok"
         assert body["checks"][name]["latency_ms"] > 0
+    (head,) = ExpectedSchema.from_migrations().heads
+    assert body["checks"]["database"]["detail"] == f"at revision {head}"
     assert response.headers["cache-control"] == "no-store"
 
 
@@ -112,6 +129,7 @@ def dead_port(request: pytest.FixtureRequest) -> Iterator[int]:
     [
         ("database", "database_url", "postgresql+psycopg://forge@127.0.0.1:{port}/forge"),
         ("storage", "s3_endpoint_url", "http://127.0.0.1:{port}"),
+        ("broker", "broker_url", "redis://127.0.0.1:{port}/0"),
     ],
 )
 async def test_readyz_fails_in_time_when_a_dependency_is_down(
@@ -125,11 +143,131 @@ async def test_readyz_fails_in_time_when_a_dependency_is_down(
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert {name: check["status"] for name, check in checks.items()} == {
-        "database": "fail" if down == "database" else "ok",
-        "storage": "fail" if down == "storage" else "ok",
+        name: "fail" if name == down else "ok" for name in ("database", "storage", "broker")
     }
     assert checks[down]["detail"]
     assert elapsed < READINESS_BOUND_S
+
+
+def set_schema_revision(database_url: str, revision: str | None) -> None:
+    """Record `revision` as the database's (None: as if never migrated)."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("DELETE FROM alembic_version")
+        if revision is not None:
+            conn.execute("INSERT INTO alembic_version VALUES (%s)", (revision,))
+
+
+@pytest.fixture()
+def scratch_database_url(postgres_admin_url: str, database_url: str) -> str:
+    """A migrated database of this test's own, which it may break."""
+    name = f"{make_url(database_url).database}_scratch"
+    url = recreate_database(postgres_admin_url, name)
+    with alembic_config(Settings(database_url=PostgresDsn(url))) as config:
+        command.upgrade(config, "head")
+    return url
+
+
+@pytest.mark.parametrize(
+    ("recorded", "detail"),
+    [
+        (None, "SchemaMismatch: not migrated: no revision applied, code expects {head}"),
+        (
+            "0123456789ab",
+            "SchemaMismatch: schema ahead: database at 0123456789ab, code expects {head}",
+        ),
+    ],
+)
+async def test_readyz_fails_when_the_schema_is_not_the_codes(
+    settings: Settings, scratch_database_url: str, recorded: str | None, detail: str
+) -> None:
+    set_schema_revision(scratch_database_url, recorded)
+    scratch = settings.model_copy(update={"database_url": scratch_database_url})
+    async with client_for(scratch) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    (head,) = ExpectedSchema.from_migrations().heads
+    database = response.json()["checks"]["database"]
+    assert (database["status"], database["detail"]) == ("fail", detail.format(head=head))
+
+
+@pytest.fixture()
+def frozen_postgres(settings: Settings) -> Iterator[tuple[PrivateServer, Settings]]:
+    """A private, migrated PostgreSQL the test can freeze, with settings that use it."""
+    with private_postgres() as server:
+        with alembic_config(Settings(database_url=PostgresDsn(server.url))) as config:
+            command.upgrade(config, "head")
+        yield server, settings.model_copy(update={"database_url": server.url})
+
+
+@pytest.fixture()
+def frozen_redis(settings: Settings) -> Iterator[tuple[PrivateServer, Settings]]:
+    with private_redis() as server:
+        yield server, settings.model_copy(update={"broker_url": f"{server.url}/0"})
+
+
+@pytest.mark.parametrize(
+    ("name", "server"), [("database", "frozen_postgres"), ("broker", "frozen_redis")]
+)
+async def test_every_readyz_answers_in_time_while_a_dependency_is_frozen(
+    request: pytest.FixtureRequest, name: str, server: str
+) -> None:
+    """A frozen server (SIGSTOP) accepts connections and answers nothing. A pooled connection
+    that was busy when it froze is what used to hang: psycopg's cleanup after the cancelled
+    query waited 10 s for the server, inside the check."""
+    dependency, frozen = request.getfixturevalue(server)
+    async with client_for(frozen) as client:
+        assert (await client.get("/readyz")).status_code == 200  # the pool holds a connection
+        dependency.freeze()
+        try:
+            for _ in range(4):
+                started = time.monotonic()
+                response = await client.get("/readyz")
+                elapsed = time.monotonic() - started
+                assert response.status_code == 503
+                assert response.json()["checks"][name]["status"] == "fail"
+                assert elapsed < READINESS_BOUND_S
+                await asyncio.sleep(0.2)
+        finally:
+            dependency.thaw()
+        assert await eventually_status(client, 200, within_s=15)
+
+
+async def test_readyz_turns_503_when_the_broker_dies_and_200_when_it_returns(
+    frozen_redis: tuple[PrivateServer, Settings],
+) -> None:
+    dependency, settings = frozen_redis
+    async with client_for(settings) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        dependency.kill()
+        killed = time.monotonic()
+        assert await eventually_status(client, 503, within_s=READINESS_BOUND_S)
+        assert time.monotonic() - killed < READINESS_BOUND_S
+        dependency.start()
+        assert await eventually_status(client, 200, within_s=15)
+
+
+async def eventually_status(client: httpx.AsyncClient, status: int, within_s: float) -> bool:
+    """Whether /readyz answers `status` within `within_s`, asking continuously."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if (await client.get("/readyz")).status_code == status:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_a_probe_storm_is_one_check_per_dependency(
+    frozen_redis: tuple[PrivateServer, Settings],
+) -> None:
+    """Concurrent /readyz share one check, and its result is reused: counted by the broker."""
+    dependency, settings = frozen_redis
+    stats = redis.Redis.from_url(dependency.url)
+    reusing = settings.model_copy(update={"readiness_cache_s": 5.0})
+    stats.config_resetstat()
+    async with client_for(reusing) as client:
+        responses = await asyncio.gather(*(client.get("/readyz") for _ in range(50)))
+        assert {response.status_code for response in responses} == {200}
+        assert stats.info("commandstats")["cmdstat_ping"]["calls"] == 1
 
 
 async def test_readyz_recovers_when_a_dependency_returns(settings: Settings) -> None:
@@ -158,15 +296,19 @@ async def test_permissive_storage_check_accepts_a_missing_bucket(settings: Setti
 async def test_disabled_checks_are_reported_and_do_not_run() -> None:
     settings = make_settings(
         database_url=f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge",
+        broker_url=f"redis://127.0.0.1:{closed_port()}/0",
         readiness_database=False,
         readiness_storage="off",
+        readiness_broker=False,
     )
     async with client_for(settings) as client:
         response = await client.get("/readyz")
     assert response.status_code == 200
+    disabled = {"status": "disabled", "latency_ms": None, "detail": None}
     assert response.json()["checks"] == {
-        "database": {"status": "disabled", "latency_ms": None, "detail": None},
-        "storage": {"status": "disabled", "latency_ms": None, "detail": None},
+        "database": disabled,
+        "storage": disabled,
+        "broker": disabled,
     }
 
 

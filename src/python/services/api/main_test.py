@@ -2,15 +2,22 @@
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
+from pydantic import PostgresDsn
 
+from modules.persistence.migrate import alembic_config
+from modules.settings import Settings
 from modules.settings.loading import EXIT_CONFIG
 from modules.testing.network import closed_port
 from modules.testing.processes import python_subprocess_env
+from modules.testing.servers import private_postgres
 from services.api.app_test import sample
 from services.api.main import PROGRAM
 from services.api.testing import ApiProcess
@@ -57,6 +64,52 @@ def test_metrics_add_up_across_worker_processes(api: ApiProcess) -> None:
     api.stop()
     served_by = {line["pid"] for line in api.log_lines() if line.get("route") == "/healthz"}
     assert len(served_by) == 2  # both workers served, so the totals above were aggregated
+
+
+def test_readyz_answers_in_time_on_every_worker_while_postgres_is_frozen(
+    tmp_path: Path, redis_base_url: str
+) -> None:
+    """Two uvicorn workers, each with a pooled connection to a PostgreSQL whose every process
+    is then frozen: each /readyz still answers 503 within the check timeout plus 100 ms, as the
+    server measures it (its access line), so the load on this machine's client does not count."""
+    timeout_s = 0.5
+    with private_postgres() as postgres:
+        with alembic_config(Settings(database_url=PostgresDsn(postgres.url))) as config:
+            command.upgrade(config, "head")
+        api = ApiProcess(
+            tmp_path,
+            FORGE_API_WORKERS="2",
+            FORGE_DATABASE_URL=postgres.url,
+            FORGE_BROKER_URL=f"{redis_base_url}/0",
+            FORGE_READINESS_STORAGE="off",
+            FORGE_READINESS_DATABASE_TIMEOUT_S=str(timeout_s),
+        )
+        try:
+            # New connections each time, so that both workers check (and pool a connection).
+            assert {httpx.get(f"{api.base_url}/readyz").status_code for _ in range(20)} == {200}
+            postgres.freeze()
+            time.sleep(0.2)  # past the time a result is reused
+            frozen_since = time.time()
+            statuses = [
+                httpx.get(f"{api.base_url}/readyz", timeout=30).status_code for _ in range(12)
+            ]
+        finally:
+            postgres.thaw()
+            api.stop()
+    assert statuses == [503] * 12
+    frozen = [
+        line
+        for line in api.log_lines()
+        if line.get("route") == "/readyz" and _epoch(line["ts"]) >= frozen_since
+    ]
+    assert len({line["pid"] for line in frozen}) == 2  # both workers answered while frozen
+    durations = [line["duration_ms"] for line in frozen]
+    assert len(durations) == 12
+    assert max(durations) < (timeout_s + 0.1) * 1000, durations
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp).timestamp()
 
 
 def test_invalid_setting_stops_startup_with_one_line() -> None:

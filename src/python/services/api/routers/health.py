@@ -3,8 +3,8 @@
 from fastapi import APIRouter, Response, status
 
 from modules.buildinfo import VERSION
+from modules.observability.health import Health, Readiness
 from services.api.dependencies import Readiness as ReadinessCheck
-from services.api.schemas.health import Health, Readiness
 
 router = APIRouter(tags=["operations"])
 
@@ -21,7 +21,7 @@ async def get_health() -> Health:
 
 @router.get(
     "/readyz",
-    summary="Readiness: PostgreSQL and the object store answer",
+    summary="Readiness: PostgreSQL (at the expected schema), the object store and the broker",
     response_description="Every enabled check passed.",
     responses={
         status.HTTP_503_SERVICE_UNAVAILABLE: {
