@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 from modules.settings import Settings
 
@@ -27,8 +28,13 @@ class DatabaseUnreachable(Exception):
     password."""
 
 
-def create_async_database_engine(settings: Settings) -> AsyncEngine:
-    """The api's engine (psycopg in async mode)."""
+def create_async_database_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
+    """The api's engine (psycopg in async mode). Unpooled, every connection is opened for its
+    use and closed after it: for a process that forks (a pool must never cross a fork)."""
+    if not pooled:
+        return create_async_engine(
+            str(settings.database_url), poolclass=NullPool, connect_args=_connect_args(settings)
+        )
     return create_async_engine(
         str(settings.database_url),
         pool_size=settings.database_pool_size,

@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 
 from modules.buildinfo import VERSION
 from modules.observability.broker import broker_probe_client
+from modules.observability.metrics import set_build_info
 from modules.persistence.engine import create_async_database_engine, create_session_factory
 from modules.persistence.schema import ExpectedSchema
 from modules.settings import Settings, load_settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         responses=ERROR_RESPONSES,
     )
+    set_build_info("api")
     install_problem_handlers(app)
     app.add_middleware(RequestLifecycleMiddleware)
     app.include_router(health.router)

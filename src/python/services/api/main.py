@@ -10,7 +10,7 @@ import sys
 import uvicorn
 
 from modules.observability.logs import RequestIdFilter, logging_config
-from modules.observability.metrics import remove_multiprocess_dir, use_multiprocess_dir
+from modules.observability.multiprocess import remove_multiprocess_dir, use_multiprocess_dir
 from modules.settings import settings_or_exit
 
 PROGRAM = "forge-api"

@@ -11,10 +11,11 @@ from typing import Any
 from celery import Celery, signals
 
 from modules.observability.logs import configure_logging
-from modules.observability.metrics import mark_process_dead
+from modules.observability.multiprocess import mark_process_dead
 from modules.settings import settings_or_exit
 from services.worker import database, tasks
 from services.worker.logs import TaskContextFilter
+from services.worker.readiness import ConsumingStep
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,10 @@ app.conf.update(
     # back to the broker: a job lost with its process runs again instead of vanishing.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
-    # Jobs are long: a process reserves one message at a time, so queued jobs go to whichever
-    # process frees up first instead of waiting behind a busy one.
+    # The worker as a whole reserves at most concurrency x multiplier messages (the prefetch
+    # count is its one consumer's, not each pool process's). With acks_late a running task's
+    # message counts too, so a multiplier of 1 holds no more jobs than the pool can run at once:
+    # the others stay in Redis for whichever worker frees up first.
     worker_prefetch_multiplier=1,
     # A task gets SoftTimeLimitExceeded (and can clean up) before its process is killed.
     task_soft_time_limit=settings.worker_task_soft_time_limit_s,
@@ -43,8 +46,10 @@ app.conf.update(
     # Redis hands an unacknowledged message to another worker after the visibility timeout:
     # it must outlast the longest a task may run (the hard limit) or long jobs run twice.
     broker_transport_options={"visibility_timeout": settings.worker_task_time_limit_s + 600},
-    # If the broker connection drops, running tasks cannot be acked on the new connection and
-    # will be redelivered: cancel them rather than have them run twice.
+    # If the broker connection drops, running tasks can no longer be acked (their channel is
+    # gone) and Redis redelivers their messages once the visibility timeout has passed: cancel
+    # them rather than let them finish and then run again. A job cancelled this way runs again
+    # only after that timeout (the hard time limit plus 10 minutes).
     worker_cancel_long_running_tasks_on_connection_loss=True,
     # Keep retrying while Redis is not up yet (a worker may start before it).
     broker_connection_retry_on_startup=True,
@@ -57,6 +62,9 @@ app.conf.update(
     worker_pool="prefork",
     worker_concurrency=settings.worker_concurrency,
 )
+
+# Readiness knows whether the worker consumes (services.worker.readiness).
+app.steps["consumer"].add(ConsumingStep)
 
 
 @signals.setup_logging.connect

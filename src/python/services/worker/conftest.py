@@ -2,10 +2,11 @@ import pytest
 import redis
 
 from modules.testing.isolation import execution_slot
-from modules.testing.postgres_fixtures import postgres_admin_url
+from modules.testing.postgres_fixtures import database_url, postgres_admin_url
 from modules.testing.redis_fixtures import redis_base_url
 
-__all__ = ["celery_urls", "postgres_admin_url", "redis_base_url"]  # fixtures for these tests
+# Fixtures for these tests.
+__all__ = ["celery_urls", "database_url", "postgres_admin_url", "redis_base_url"]
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,10 @@ from celery.bin.celery import celery as celery_cli
 from celery.exceptions import OperationalError
 from celery.exceptions import TimeoutError as ResultTimeoutError
 
-from modules.observability.metrics import remove_multiprocess_dir, use_multiprocess_dir
-from services.worker import celery_app, endpoint
+from modules.observability.multiprocess import remove_multiprocess_dir, use_multiprocess_dir
+from services.worker import celery_app
 from services.worker.celery_app import app, settings
+from services.worker.readiness import WorkerReadiness
 from services.worker.tasks import PING
 
 PROGRAM = "forge-worker"
@@ -66,15 +67,20 @@ def _ping(timeout: float) -> int:
 
 
 def _run_worker() -> int:
+    # Pool processes are forked: their metrics go through shared files, which prometheus-client
+    # must know before it is first imported (by the modules imported below).
+    metrics_dir = use_multiprocess_dir(PROGRAM)
+    from modules.observability.metrics import set_build_info
+    from services.worker import endpoint, task_metrics
+
+    set_build_info("worker")
+    task_metrics.start_at_zero(name for name in app.tasks if not name.startswith("celery."))
     host, port = settings.worker_metrics_host, settings.worker_metrics_port
     try:
-        server = endpoint.serve(host, port)
+        server = endpoint.serve(host, port, WorkerReadiness(settings).check)
     except OSError as error:
+        remove_multiprocess_dir(metrics_dir)
         return _fail(f"cannot serve /metrics on {host}:{port}: {error.strerror}")
-    metrics_dir = use_multiprocess_dir(PROGRAM)
-    # Imported only now: it creates the task metrics, which must know they are multiprocess.
-    from services.worker import task_metrics  # noqa: F401
-
     try:
         worker = _Worker(app=app, loglevel=settings.log_level, quiet=True)  # quiet: no banner
         worker.endpoint = (host, server.server_port)  # the bound port, if 0 was asked for
@@ -94,7 +100,7 @@ class _Worker(Worker):
     def on_start(self) -> None:
         super().on_start()
         # Logging is configured by now; the line names the port actually bound.
-        logger.info("/metrics and /healthz on http://%s:%d", *self.endpoint)
+        logger.info("/healthz, /readyz and /metrics on http://%s:%d", *self.endpoint)
         # Celery stops sending print()s (task code and libraries do print) to logging once a
         # setup_logging receiver configures logging: redirect them as it does by default.
         self.app.log.redirect_stdouts(self.app.conf.worker_redirect_stdouts_level)

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,14 +18,9 @@ import httpx
 import pytest
 import redis
 from celery import Celery, shared_task
-from prometheus_client.parser import text_string_to_metric_families
 
-from modules.testing.processes import python_subprocess_env, wait_for_reported_port
-
-CLI = "import sys; from services.worker.main import main; sys.exit(main())"
-WORKER = f"import {__name__}; {CLI}"
-# The worker's log line naming its endpoint (FORGE_WORKER_METRICS_PORT=0: a port the kernel picks).
-ENDPOINT = r"/metrics and /healthz on http://127\.0\.0\.1:(\d+)"
+from modules.buildinfo import VERSION
+from services.worker.testing import CLI, WorkerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +55,9 @@ def die_once(redis_url: str, key: str) -> int:
 
 @dataclass(frozen=True)
 class RunningWorker:
+    process: WorkerProcess
     env: dict[str, str]
     metrics_url: str
-    healthz_url: str
     stdout: Path
     client: Celery
     redis_url: str
@@ -70,46 +65,42 @@ class RunningWorker:
 
 @pytest.fixture(scope="module")
 def worker(
-    celery_urls: tuple[str, str], postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory
+    celery_urls: tuple[str, str], database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
     broker_url, backend_url = celery_urls
-    env = python_subprocess_env(
+    process = WorkerProcess(
+        tmp_path_factory.mktemp("worker") / "stdout",
+        preamble=f"import {__name__}",  # registers the test tasks above
         FORGE_BROKER_URL=broker_url,
         FORGE_RESULT_BACKEND_URL=backend_url,
-        FORGE_WORKER_METRICS_PORT="0",
         FORGE_WORKER_CONCURRENCY="2",
         FORGE_LOG_LEVEL="INFO",
-        FORGE_DATABASE_URL=postgres_admin_url,
+        FORGE_DATABASE_URL=database_url,
     )
-    stdout = tmp_path_factory.mktemp("worker") / "stdout"
-    with stdout.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=out)
     try:
-        port = wait_for_reported_port(process, stdout, ENDPOINT, 30)
-        healthz_url = f"http://127.0.0.1:{port}/healthz"
-        _wait_until(lambda: httpx.get(healthz_url).status_code == 200, 30, "/healthz to be 200")
         yield RunningWorker(
-            env=env,
-            metrics_url=f"http://127.0.0.1:{port}/metrics",
-            healthz_url=healthz_url,
-            stdout=stdout,
+            process=process,
+            env=process.env,
+            metrics_url=f"{process.base_url}/metrics",
+            stdout=process.stdout,
             client=Celery("test-client", broker=broker_url, backend=backend_url),
             redis_url=backend_url,
         )
     finally:
-        process.terminate()  # SIGTERM: a warm shutdown
-        try:
-            exit_code = process.wait(timeout=30)
-        finally:
-            process.kill()  # only if it did not stop (a no-op once it exited)
-        assert exit_code == 0
-        for line in stdout.read_text().splitlines():  # shutdown included
-            json.loads(line)
+        process.stop()
 
 
-def test_healthz_is_200_once_the_worker_is_ready(worker: RunningWorker) -> None:
-    response = httpx.get(worker.healthz_url)
-    assert (response.status_code, response.json()) == (200, {"status": "ready"})
+def test_healthz_says_alive_and_readyz_ready_once_the_worker_consumes(
+    worker: RunningWorker,
+) -> None:
+    health = worker.process.get("/healthz")
+    assert (health.status_code, health.json()) == (200, {"status": "ok", "version": VERSION})
+    ready = worker.process.get("/readyz")
+    assert ready.status_code == 200
+    assert {name: check["status"] for name, check in ready.json()["checks"].items()} == {
+        "broker": "ok",
+        "database": "ok",
+    }
 
 
 def test_cli_ping_round_trips(worker: RunningWorker) -> None:
@@ -208,6 +199,10 @@ def _cli(worker: RunningWorker, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _scrape(url: str) -> dict[tuple[str, str], float]:
     """Every sample labelled with a task, by (sample name, task)."""
+    # Not imported at the top: the worker imports this module (for its tasks) before it may
+    # import prometheus-client (see modules.observability.multiprocess).
+    from prometheus_client.parser import text_string_to_metric_families
+
     response = httpx.get(url)
     response.raise_for_status()
     return {
@@ -229,12 +224,4 @@ def _wait_for_increase(
         increase = {key: after.get(key, 0) - before.get(key, 0) for key in expected}
         if increase == expected or time.monotonic() > deadline:
             return increase
-        time.sleep(0.1)
-
-
-def _wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {timeout_s}s for {what}", pytrace=False)
         time.sleep(0.1)

@@ -8,6 +8,7 @@ the samples of all of them.
 """
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from celery import Task, signals
@@ -27,6 +28,15 @@ RUNTIME = Histogram(
     # From health checks (milliseconds) to model jobs (minutes, up to the one-hour hard limit).
     buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600),
 )
+
+
+def start_at_zero(task_names: Iterable[str]) -> None:
+    """Create every series of these tasks at zero, so that a scrape of a worker that has not
+    run them yet shows them (a missing series is not a zero to PromQL's rate())."""
+    for name in task_names:
+        for metric in (RECEIVED, STARTED, SUCCEEDED, FAILED, RUNTIME):
+            metric.labels(name)
+
 
 # Monotonic start time of each task running in this process, by task id.
 _started_at: dict[str, float] = {}
