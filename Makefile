@@ -11,7 +11,7 @@ WORKER := src/python/services/worker
 # Image labels and tags: the release and the commit (Pants passes these as build args).
 export FORGE_VERSION := $(shell cat src/python/modules/buildinfo/VERSION)
 export FORGE_GIT_REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-export FORGE_IMAGE_TAG := $(FORGE_VERSION)-$(FORGE_GIT_REVISION)
+export IMAGE_TAG := $(FORGE_VERSION)-$(FORGE_GIT_REVISION)
 
 .PHONY: help
 help: ## List the targets
@@ -27,7 +27,7 @@ lint: ## BUILD files up to date; ruff, black, hadolint, shellcheck; Compose file
 	$(MAKE) --no-print-directory lint-config
 
 lint-config: ## The Compose file is valid with .env.example; actionlint on the GitHub workflow
-	FORGE_ENV_FILE=../.env.example docker compose --env-file .env.example -f compose/docker-compose.yml config --quiet
+	STACK_ENV_FILE=../.env.example docker compose --env-file .env.example -f compose/docker-compose.yml config --quiet
 	@# actionlint and shellcheck (for the workflow's run: steps) are in the launcher's venv.
 	tools="$$(FORGE_LAUNCHER_PRINT_VENV=1 $(PANTS))/bin" && \
 		"$$tools/actionlint" -shellcheck="$$tools/shellcheck" -pyflakes= .github/workflows/*.yml

@@ -1,9 +1,12 @@
-"""Container health probe: `python -m modules.observability.probe api|worker` exits 0 when the
-process's own /healthz on localhost answers 200, else 1 with the reason on stderr.
+"""Container health probe: `python -m modules.observability.probe api|worker [--ready]` exits 0
+when the process's own /healthz (alive; with --ready, /readyz: can work now) on localhost
+answers 200, else 1 with the reason on stderr.
 
-Used by the images' HEALTHCHECK; reads the same settings as the process, so ports agree.
+The images' HEALTHCHECK asks /healthz; the Compose file asks /readyz. Reads the same settings as
+the process, so ports agree.
 """
 
+import argparse
 import sys
 import urllib.error
 import urllib.request
@@ -14,15 +17,22 @@ TIMEOUT_S = 2
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="probe")
+    parser.add_argument("process", choices=["api", "worker"])
+    parser.add_argument("--ready", action="store_true", help="ask /readyz instead of /healthz")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # argparse printed the usage
+        return int(exit.code or 0)
     settings = settings_or_exit("probe")
-    ports = {"api": settings.api_port, "worker": settings.worker_metrics_port}
-    if len(argv) != 1 or argv[0] not in ports:
-        sys.stderr.write(f"usage: probe {'|'.join(ports)}\n")
-        return 2
-    url = f"http://127.0.0.1:{ports[argv[0]]}/healthz"
+    port = settings.api_port if args.process == "api" else settings.worker_metrics_port
+    url = f"http://127.0.0.1:{port}/{'readyz' if args.ready else 'healthz'}"
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             status = response.status
+    except urllib.error.HTTPError as error:  # a 503: not ready
+        sys.stderr.write(f"probe: {url}: {error.code} {error.reason}\n")
+        return 1
     except (urllib.error.URLError, OSError) as error:
         sys.stderr.write(f"probe: {url}: {error}\n")
         return 1

@@ -1,11 +1,13 @@
 """Loading settings at process start: invalid configuration ends the process with one line per
 offending variable instead of a traceback."""
 
+import os
 import sys
 
 from pydantic import ValidationError
 
 from modules.settings.settings import ENV_PREFIX, Settings
+from modules.settings.strict import production_problems, unknown_variables
 
 # sysexits.h EX_CONFIG: lets supervisors tell "misconfigured" from "crashed".
 EXIT_CONFIG = 78
@@ -29,10 +31,18 @@ def describe_errors(error: ValidationError) -> list[str]:
 
 
 def load_settings() -> Settings:
+    """The settings from this process's environment, refusing unknown FORGE_* variables and, in
+    production, development secrets (see strict.py)."""
+    problems = unknown_variables(os.environ)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
-        raise ConfigurationError("\n".join(describe_errors(error))) from None
+        problems += describe_errors(error)
+    else:
+        problems += production_problems(settings, settings.model_fields_set)
+    if problems:
+        raise ConfigurationError("\n".join(problems))
+    return settings
 
 
 def settings_or_exit(program: str) -> Settings:

@@ -78,12 +78,6 @@ def test_entry_points_exit_with_ex_config_and_one_line_per_problem(
 
 
 ENV_EXAMPLE = Path(".env.example")
-# Read by docker compose itself, not by Forge's processes.
-COMPOSE_ONLY = {
-    "FORGE_IMAGE_TAG",
-    "FORGE_API_PUBLISHED_PORT",
-    "FORGE_WORKER_METRICS_PUBLISHED_PORT",
-}
 
 
 def env_example() -> dict[str, str]:
@@ -92,8 +86,8 @@ def env_example() -> dict[str, str]:
 
 
 def test_env_example_lists_every_setting_and_nothing_else() -> None:
-    documented = {name for name in env_example() if name.startswith("FORGE_")} - COMPOSE_ONLY
-    assert documented == {f"FORGE_{name.upper()}" for name in Settings.model_fields}
+    # Compose passes the whole file to Forge's containers: anything else would be refused.
+    assert set(env_example()) == {f"FORGE_{name.upper()}" for name in Settings.model_fields}
 
 
 def test_env_example_is_a_valid_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,3 +95,96 @@ def test_env_example_is_a_valid_configuration(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.database_url.hosts()[0]["host"] == "postgres"  # Compose service names
+
+
+@pytest.mark.parametrize(
+    ("variable", "problem"),
+    [
+        (
+            "FORGE_DATABSE_URL",
+            "FORGE_DATABSE_URL: unknown setting; did you mean FORGE_DATABASE_URL?",
+        ),
+        ("forge_api_prot", "forge_api_prot: unknown setting; did you mean FORGE_API_PORT?"),
+        (
+            "FORGE_READYNESS_CACHE",
+            "FORGE_READYNESS_CACHE: unknown setting; did you mean FORGE_READINESS_CACHE_S?",
+        ),
+        ("FORGE_QUANTUM_FLUX", "FORGE_QUANTUM_FLUX: unknown setting"),
+    ],
+)
+def test_an_unknown_forge_variable_is_refused_with_the_closest_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, problem: str
+) -> None:
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert str(raised.value).splitlines() == [problem]
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["FORGE_TEST_DATABASE_URL", "FORGE_GIT_REVISION", "FORGE_PEX_CLI", "FORGE_VERSION"],
+)
+def test_variables_of_the_build_and_test_tools_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "anything")
+    load_settings()
+
+
+PRODUCTION_SECRETS = {
+    "FORGE_DATABASE_URL": "postgresql+psycopg://forge_app:s3cr3t-of-its-own@db:5432/forge",
+    "FORGE_S3_SECRET_ACCESS_KEY": "another-s3cr3t-of-its-own",
+}
+
+
+def test_production_with_its_own_secrets_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORGE_ENVIRONMENT", "production")
+    for name, value in PRODUCTION_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().environment == "production"
+
+
+def test_production_refuses_missing_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PRODUCTION_SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FORGE_ENVIRONMENT", "production")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert str(raised.value).splitlines() == [
+        "FORGE_DATABASE_URL: must be set in production (its default is for development)",
+        "FORGE_S3_SECRET_ACCESS_KEY: must be set in production (its default is for development)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FORGE_DATABASE_URL", str(Settings.model_fields["database_url"].default)),
+        ("FORGE_S3_SECRET_ACCESS_KEY", "forge-dev-secret"),
+    ],
+)
+def test_production_refuses_the_default_secrets_set_explicitly(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv("FORGE_ENVIRONMENT", "production")
+    for name, secret in PRODUCTION_SECRETS.items():
+        monkeypatch.setenv(name, secret)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert str(raised.value).splitlines() == [
+        f"{variable}: holds a development secret; production needs one of its own"
+    ]
+
+
+def test_production_refuses_the_env_example_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env_example().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FORGE_ENVIRONMENT", "production")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert [line.split(":")[0] for line in str(raised.value).splitlines()] == [
+        "FORGE_DATABASE_URL",
+        "FORGE_S3_SECRET_ACCESS_KEY",
+    ]

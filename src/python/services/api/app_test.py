@@ -24,6 +24,7 @@ from modules.settings import Settings
 from modules.storage.s3 import ensure_bucket, make_s3_client
 from modules.testing.databases import libpq_url, recreate_database
 from modules.testing.network import closed_port, silent_listener
+from modules.testing.roles import database_with_roles
 from modules.testing.servers import PrivateServer, private_postgres, private_redis
 from services.api.app import create_app
 from services.api.dependencies import DatabaseSession
@@ -188,6 +189,17 @@ async def test_readyz_fails_when_the_schema_is_not_the_codes(
     (head,) = ExpectedSchema.from_migrations().heads
     database = response.json()["checks"]["database"]
     assert (database["status"], database["detail"]) == ("fail", detail.format(head=head))
+
+
+async def test_readyz_passes_with_the_application_role(
+    settings: Settings, postgres_admin_url: str, database_url: str
+) -> None:
+    """The api connects as the role that may only read and write rows (see roles_test.py)."""
+    name = f"{make_url(database_url).database}_api_roles"
+    with database_with_roles(postgres_admin_url, name) as (_, app_url):
+        async with client_for(settings.model_copy(update={"database_url": app_url})) as client:
+            response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
 
 
 @pytest.fixture()

@@ -24,6 +24,18 @@ def test_invalid_setting_exits_78_with_one_line_naming_it() -> None:
     assert run.stdout == ""
 
 
+def test_unknown_setting_exits_78_with_the_closest_one() -> None:
+    env = python_subprocess_env(FORGE_WORKER_CONCURENCY="4")
+    run = subprocess.run(
+        [sys.executable, "-c", CLI], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == EXIT_CONFIG
+    assert run.stderr.splitlines() == [
+        "forge-worker: invalid configuration: FORGE_WORKER_CONCURENCY: unknown setting; did you"
+        " mean FORGE_WORKER_CONCURRENCY?"
+    ]
+
+
 def test_ping_without_a_worker_fails_with_one_line_within_its_timeout(
     celery_urls: tuple[str, str],
 ) -> None:

@@ -5,9 +5,11 @@ import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from pydantic import PostgresDsn
+from sqlalchemy import make_url
 
 from modules.settings import Settings
 from modules.testing.network import closed_port
+from modules.testing.roles import database_with_roles
 from services.worker import database
 from services.worker.celery_app import app, settings
 from services.worker.main import main
@@ -65,3 +67,16 @@ def test_cli_ping_fails_when_the_worker_cannot_reach_its_database(
     assert line.startswith(
         "forge-worker: ping: the worker answered, but its database is unavailable"
     )
+
+
+def test_database_status_is_ok_with_the_application_role(
+    postgres_admin_url: str, database_url: str
+) -> None:
+    """The worker connects as the role that may only read and write rows (see roles_test.py)."""
+    name = f"{make_url(database_url).database}_worker_roles"
+    with database_with_roles(postgres_admin_url, name) as (_, app_url):
+        database.configure(Settings.model_validate({"database_url": app_url}))
+        try:
+            assert database.status() == "ok"
+        finally:
+            database.configure(settings.model_copy(update={"database_url": postgres_admin_url}))
