@@ -2,74 +2,60 @@
 
 Context (a request ID, a Celery task) reaches log lines through logging filters that copy it
 onto each record; the formatter writes every such attribute. `logging_config()` returns a
-`dictConfig` mapping so that uvicorn can apply the same setup in each worker process it spawns.
+`dictConfig` mapping so that uvicorn can apply the same setup in each worker process it spawns
+(the app captures warnings there, see services.api.app); other processes call
+`configure_logging()`.
 """
 
-import json
 import logging
 import logging.config
 import time
-import traceback
 from contextvars import ContextVar
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.orjson import OrjsonFormatter
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-# Attributes every LogRecord has; anything else on a record came from `extra=` or a filter.
-# (uvicorn adds color_message for its own formatter.)
-_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)))
-_STANDARD_ATTRIBUTES |= {"message", "asctime", "color_message", "taskName"}
 
-
-def _skip_unused_record_fields() -> None:
-    """Forge's lines carry none of the caller's file/line/function, thread or asyncio task:
-    not collecting them saves a stack walk and two lookups on every record (the api writes
-    one per request). `_srcfile = None` is the switch the logging module documents for this."""
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logMultiprocessing = False
-    logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # 3.12+, not in typeshed
-
-
-class JsonFormatter(logging.Formatter):
-    """Renders a record as one JSON line: time, level, logger, message, service, pid, context."""
+class JsonFormatter(OrjsonFormatter):
+    """python-json-logger's formatter, encoding with orjson: `ts` (UTC, ms), `level`,
+    `logger`, `msg`, `pid`, `service`, every attribute a filter or `extra=` added, and
+    `exc_type` and `traceback` for exceptions."""
 
     def __init__(self, service: str) -> None:
-        super().__init__()
-        self._service = service
-        self._encode = json.JSONEncoder(default=str).encode
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d",
+            rename_fields={
+                "asctime": "ts",
+                "levelname": "level",
+                "name": "logger",
+                "message": "msg",
+                "process": "pid",
+                "exc_info": "traceback",
+            },
+            static_fields={"service": service},
+            # uvicorn adds color_message for its own formatter.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+        )
         self._second = -1
         self._second_text = ""
-        # Done here because dictConfig cannot, and every process that logs JSON (uvicorn's
-        # workers included) builds this formatter: `warnings` become JSON lines too.
-        logging.captureWarnings(True)
-        _skip_unused_record_fields()
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": self._timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-            "service": self._service,
-            "pid": record.process,
-        }
-        attributes = record.__dict__
-        for key in attributes.keys() - _STANDARD_ATTRIBUTES:
-            if attributes[key] is not None:
-                entry[key] = attributes[key]
-        if record.exc_info:
-            entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-            entry["traceback"] = "".join(traceback.format_exception(*record.exc_info))
-        return self._encode(entry)
-
-    def _timestamp(self, created: float) -> str:
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
-        second = int(created)
+        second = int(record.created)
         if second != self._second:
             self._second = second
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+        return f"{self._second_text}.{int((record.created - second) * 1000):03d}Z"
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        if record.exc_info and record.exc_info[0] is not None:
+            log_data["exc_type"] = record.exc_info[0].__name__
 
 
 class RequestIdFilter(logging.Filter):
@@ -82,8 +68,11 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def logging_config(service: str, level: str, filters: dict[str, str]) -> dict[str, Any]:
-    """A `logging.config.dictConfig` mapping: root and uvicorn loggers to stdout as JSON.
+def logging_config(
+    service: str, level: str, filters: dict[str, str], stream: str = "stdout"
+) -> dict[str, Any]:
+    """A `logging.config.dictConfig` mapping: root and uvicorn loggers to `stream` ("stdout" or
+    "stderr") as JSON.
 
     `filters` maps a name to the dotted path of a `logging.Filter` subclass that adds context.
     """
@@ -93,14 +82,14 @@ def logging_config(service: str, level: str, filters: dict[str, str]) -> dict[st
         "filters": {name: {"()": path} for name, path in filters.items()},
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter", "service": service}},
         "handlers": {
-            "stdout": {
+            "json": {
                 "class": "logging.StreamHandler",
-                "stream": "ext://sys.stdout",
+                "stream": f"ext://sys.{stream}",
                 "formatter": "json",
                 "filters": list(filters),
             }
         },
-        "root": {"handlers": ["stdout"], "level": level},
+        "root": {"handlers": ["json"], "level": level},
         # uvicorn installs its own handlers unless told otherwise: route them through root.
         "loggers": {
             name: {"handlers": [], "propagate": True, "level": level}
@@ -109,5 +98,9 @@ def logging_config(service: str, level: str, filters: dict[str, str]) -> dict[st
     }
 
 
-def configure_logging(service: str, level: str, filters: dict[str, str]) -> None:
-    logging.config.dictConfig(logging_config(service, level, filters))
+def configure_logging(
+    service: str, level: str, filters: dict[str, str] | None = None, stream: str = "stdout"
+) -> None:
+    """JSON logging for this process, Python warnings included."""
+    logging.config.dictConfig(logging_config(service, level, filters or {}, stream))
+    logging.captureWarnings(True)

@@ -19,8 +19,11 @@ from alembic.operations.ops import MigrationScript
 from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
 
+from modules.observability.logs import configure_logging
 from modules.persistence.engine import DatabaseUnreachable
 from modules.settings import Settings, settings_or_exit
+
+logger = logging.getLogger(__name__)
 
 PROGRAM = "forge-migrate"
 # sysexits.h EX_UNAVAILABLE: a supervisor may retry, unlike a failed command (1).
@@ -136,15 +139,16 @@ def _run(settings: Settings, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings_or_exit(PROGRAM)
-    # Alembic reports each step it runs; stderr keeps stdout for `--sql` output.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=f"{PROGRAM}: %(message)s")
+    # JSON lines like the services', on stderr: stdout is for what a command prints (`--sql`,
+    # `current`). Alembic reports each step it runs at INFO.
+    configure_logging("migrate", settings.log_level, stream="stderr")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # noise on every run
     try:
         _run(settings, args)
     except DatabaseUnreachable as error:
-        sys.stderr.write(f"{PROGRAM}: {error}\n")
+        logger.error("%s", error)
         return EXIT_UNAVAILABLE
     except CommandError as error:
-        sys.stderr.write(f"{PROGRAM}: {error}\n")
+        logger.error("%s", error)
         return 1
     return 0

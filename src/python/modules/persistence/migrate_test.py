@@ -1,5 +1,6 @@
 """The migrations against real PostgreSQL, through the `forge-migrate` entry point."""
 
+import json
 import shutil
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -94,12 +95,12 @@ def test_unreachable_database_is_one_line_without_the_password(
     assert main(["upgrade", "head"]) == EXIT_UNAVAILABLE
 
     output = capsys.readouterr()
-    (line,) = output.err.splitlines()
-    assert line.startswith(
-        f"forge-migrate: cannot connect to PostgreSQL at "
-        f"postgresql+psycopg://forge:***@127.0.0.1:{port}/forge: "
+    (line,) = map(json.loads, output.err.splitlines())
+    assert (line["level"], line["service"]) == ("ERROR", "migrate")
+    assert line["msg"].startswith(
+        f"cannot connect to PostgreSQL at postgresql+psycopg://forge:***@127.0.0.1:{port}/forge: "
     )
-    assert "Connection refused" in line
+    assert "Connection refused" in line["msg"]
     assert "hunter2" not in output.err + output.out
 
 
@@ -170,8 +171,8 @@ def test_revision_outside_the_repository_root_is_refused(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["revision", "-m", "anything"]) == 1
-    (line,) = capsys.readouterr().err.splitlines()
-    assert line == (
-        f"forge-migrate: revision must run from the repository root: "
+    (line,) = map(json.loads, capsys.readouterr().err.splitlines())
+    assert line["msg"] == (
+        f"revision must run from the repository root: "
         f"{tmp_path}/alembic/migrations/env.py does not exist"
     )

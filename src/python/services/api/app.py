@@ -1,6 +1,7 @@
 """The api's ASGI application: `create_app(settings)` builds it; `app` is the one uvicorn serves
 (`services.api.app:app`)."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -56,10 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     set_build_info("api")
     install_problem_handlers(app)
     app.add_middleware(RequestLifecycleMiddleware)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
+    health.add_routes(app)
+    metrics.add_routes(app)
     app.include_router(v1.router)
     return app
 
 
+# uvicorn configures logging in each worker process it starts (services.api.main passes the
+# configuration); Python warnings become log lines too from the moment a worker loads the app.
+logging.captureWarnings(True)
 app = create_app()

@@ -5,13 +5,15 @@ there are several workers) has no use for Alembic or boto3, which take ~0.25 s t
 """
 
 import argparse
-import sys
+import logging
 
 import uvicorn
 
-from modules.observability.logs import RequestIdFilter, logging_config
+from modules.observability.logs import RequestIdFilter, configure_logging, logging_config
 from modules.observability.multiprocess import remove_multiprocess_dir, use_multiprocess_dir
 from modules.settings import settings_or_exit
+
+logger = logging.getLogger(__name__)
 
 PROGRAM = "forge-api"
 APP = "services.api.app:app"
@@ -53,14 +55,15 @@ def init_storage() -> int:
     from modules.storage.s3 import ensure_bucket, make_s3_client
 
     settings = settings_or_exit(PROGRAM)
+    configure_logging("init-storage", settings.log_level, stream="stderr")
     try:
         created = ensure_bucket(make_s3_client(settings), settings.s3_bucket)
     except (BotoCoreError, ClientError) as error:
         where = f"{settings.s3_endpoint_url} bucket {settings.s3_bucket!r}"
-        sys.stderr.write(f"{PROGRAM}: init-storage failed for {where}: {error}\n")
+        logger.error("init-storage failed for %s: %s", where, error)
         return 1
     outcome = "created" if created else "already exists"
-    sys.stdout.write(f"{PROGRAM}: bucket {settings.s3_bucket!r} {outcome}\n")
+    logger.info("bucket %r %s", settings.s3_bucket, outcome)
     return 0
 
 

@@ -1,11 +1,13 @@
 """The `forge-api` command as a real process: uvicorn, JSON logs, multi-worker metrics, signals."""
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -127,6 +129,46 @@ def test_invalid_setting_stops_startup_with_one_line() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {"FORGE_DATABSE_URL": "postgresql+psycopg://forge@db/forge"},
+            "FORGE_DATABSE_URL: unknown setting; did you mean FORGE_DATABASE_URL?",
+        ),
+        (
+            {
+                "FORGE_ENVIRONMENT": "production",
+                "FORGE_DATABASE_URL": "postgresql+psycopg://u:x@db/f",
+            },
+            "FORGE_S3_SECRET_ACCESS_KEY: must be set in production (its default is for development)",
+        ),
+        (
+            {
+                "FORGE_ENVIRONMENT": "production",
+                "FORGE_DATABASE_URL": "postgresql+psycopg://forge_app:forge-app-dev-password@db/f",
+                "FORGE_S3_SECRET_ACCESS_KEY": "a-secret-of-its-own",
+            },
+            "FORGE_DATABASE_URL: holds a development secret; production needs one of its own",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["serve", "migrate current", "init-storage"])
+def test_every_command_refuses_bad_configuration_with_one_line(
+    command: str, env: dict[str, str], line: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services.api.main", *command.split()],
+        env=python_subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == EXIT_CONFIG
+    program = "forge-migrate" if command.startswith("migrate") else PROGRAM
+    assert result.stderr.splitlines() == [f"{program}: invalid configuration: {line}"]
+
+
 def init_storage(**env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.api.main", "init-storage"],
@@ -137,21 +179,26 @@ def init_storage(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def log_lines(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines()]
+
+
 def test_init_storage_creates_the_bucket_once(s3_endpoint_url: str) -> None:
     env = {"FORGE_S3_ENDPOINT_URL": s3_endpoint_url, "FORGE_S3_BUCKET": "forge-init-storage"}
     first, second = init_storage(**env), init_storage(**env)
-    assert (first.returncode, first.stdout) == (
-        0,
-        f"{PROGRAM}: bucket 'forge-init-storage' created\n",
-    )
-    assert (second.returncode, second.stdout) == (
-        0,
-        f"{PROGRAM}: bucket 'forge-init-storage' already exists\n",
-    )
+    assert (first.returncode, second.returncode) == (0, 0)
+    assert [line["msg"] for line in log_lines(first.stderr)] == [
+        "bucket 'forge-init-storage' created"
+    ]
+    assert [line["msg"] for line in log_lines(second.stderr)] == [
+        "bucket 'forge-init-storage' already exists"
+    ]
+    assert {line["service"] for line in log_lines(first.stderr)} == {"init-storage"}
 
 
-def test_init_storage_without_an_endpoint_is_one_line() -> None:
+def test_init_storage_without_an_endpoint_is_one_json_line() -> None:
     result = init_storage(FORGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}")
     assert result.returncode == 1
-    (line,) = result.stderr.splitlines()
-    assert line.startswith(f"{PROGRAM}: init-storage failed for http://127.0.0.1:")
+    (line,) = log_lines(result.stderr)
+    assert line["level"] == "ERROR"
+    assert line["msg"].startswith("init-storage failed for http://127.0.0.1:")
