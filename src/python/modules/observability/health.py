@@ -65,16 +65,25 @@ class DependencyCheck:
         self._last: CheckResult | None = None
         self._last_at = 0.0
 
-    async def result(self) -> CheckResult:
+    def reusable(self) -> CheckResult | None:
+        """The last result if it may still be used (or the check is disabled), without waiting;
+        None when a caller must wait for a probe (`result()`)."""
         if self._probe is None:
             return DISABLED
+        age = time.monotonic() - self._last_at
+        if self._last is None or age >= self._reuse_s:
+            return None
+        # Refresh ahead, in the background, once half the reuse time is gone: a busy endpoint
+        # keeps answering at once from a result that is never older than reuse_s.
+        if age >= self._reuse_s / 2:
+            self._start()
+        return self._last
+
+    async def result(self) -> CheckResult:
+        reusable = self.reusable()
+        if reusable is not None:
+            return reusable
         now = time.monotonic()
-        if self._last is not None and now - self._last_at < self._reuse_s:
-            # Refresh ahead, in the background, once half the reuse time is gone: a busy
-            # endpoint keeps answering from a result that is never older than reuse_s.
-            if now - self._last_at >= self._reuse_s / 2:
-                self._start()
-            return self._last
         task = self._start()
         remaining = max(0.0, self._started + self._timeout_s - now)
         done, _ = await asyncio.wait({task}, timeout=remaining)
@@ -107,10 +116,16 @@ class DependencyCheck:
 
 
 async def readiness(checks: dict[str, DependencyCheck]) -> Readiness:
-    """Every check's result, concurrently: the answer takes as long as the slowest deadline."""
-    results = await asyncio.gather(*(check.result() for check in checks.values()))
-    named = dict(zip(checks, results, strict=True))
-    ready = all(result.status != "fail" for result in results)
+    """Every check's result, waiting for probes concurrently: the answer takes as long as the
+    slowest deadline. Reusable results need no task (the common case under load)."""
+    reusable = {name: check.reusable() for name, check in checks.items()}
+    waiting = [name for name, result in reusable.items() if result is None]
+    fresh: dict[str, CheckResult] = {}
+    if waiting:
+        results = await asyncio.gather(*(checks[name].result() for name in waiting))
+        fresh = dict(zip(waiting, results, strict=True))
+    named = {name: reusable[name] or fresh[name] for name in checks}
+    ready = all(result.status != "fail" for result in named.values())
     return Readiness(status="ready" if ready else "not_ready", checks=named)
 
 

@@ -7,9 +7,15 @@ The expected revision is Alembic's head among the migrations this process carrie
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from psycopg.errors import UndefinedTable
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+# Alembic's default table (alembic/migrations/env.py keeps it). Read with one query rather than
+# Alembic's MigrationContext, which reflects the catalog first: ~20 ms of CPU per check.
+VERSION_TABLE = "alembic_version"
 
 
 class SchemaMismatch(Exception):
@@ -32,9 +38,16 @@ class ExpectedSchema:
                 known=frozenset(revision.revision for revision in script.walk_revisions()),
             )
 
-    def verify(self, connection: Connection) -> str:
+    async def verify(self, connection: AsyncConnection) -> str:
         """'at revision X' when the database is at the head; else raises SchemaMismatch."""
-        current = frozenset(MigrationContext.configure(connection).get_current_heads())
+        try:
+            rows = await connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+        except ProgrammingError as error:
+            if not isinstance(error.orig, UndefinedTable):
+                raise
+            current: frozenset[str] = frozenset()
+        else:
+            current = frozenset(rows.scalars())
         expected = _names(self.heads)
         if current == self.heads:
             return f"at revision {expected}"

@@ -1,7 +1,6 @@
 """The api's ASGI application: `create_app(settings)` builds it; `app` is the one uvicorn serves
 (`services.api.app:app`)."""
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +9,7 @@ from fastapi.routing import APIRoute
 
 from modules.buildinfo import VERSION
 from modules.observability.broker import broker_probe_client
+from modules.observability.logs import apply_process_settings
 from modules.observability.metrics import set_build_info
 from modules.persistence.engine import create_async_database_engine, create_session_factory
 from modules.persistence.schema import ExpectedSchema
@@ -64,6 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 # uvicorn configures logging in each worker process it starts (services.api.main passes the
-# configuration); Python warnings become log lines too from the moment a worker loads the app.
-logging.captureWarnings(True)
+# configuration); the rest applies from the moment a worker loads the app.
+apply_process_settings()
 app = create_app()

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.readiness import ReadinessChecker
 
 
-def _readiness(request: Request) -> ReadinessChecker:
+async def _readiness(request: Request) -> ReadinessChecker:
+    # Async on purpose: FastAPI runs a sync dependency in a thread, on every request.
     checker: ReadinessChecker = request.app.state.readiness
     return checker
 

@@ -61,21 +61,33 @@ class RequestLifecycleMiddleware:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
             observe_request(scope["method"], route, status, elapsed)
-            access_logger.info(
-                "%s %s %d",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "client": scope["client"][0] if scope.get("client") else None,
-                },
-            )
+            if access_logger.isEnabledFor(logging.INFO):
+                _log_access(scope, route, status, elapsed)
             request_id_var.reset(token)
+
+
+def _log_access(scope: Scope, route: str, status: int, elapsed: float) -> None:
+    """What `access_logger.info()` does, minus its lookup of the caller's file and line, which
+    Forge's lines never carry: this runs on every request."""
+    method, path = scope["method"], scope["path"]
+    record = access_logger.makeRecord(
+        access_logger.name,
+        logging.INFO,
+        fn="",
+        lno=0,
+        msg="%s %s %d",
+        args=(method, path, status),
+        exc_info=None,
+        extra={
+            "method": method,
+            "path": path,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+            "client": scope["client"][0] if scope.get("client") else None,
+        },
+    )
+    access_logger.handle(record)
 
 
 async def _send_internal_error(scope: Scope, send: Send) -> None:

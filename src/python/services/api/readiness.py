@@ -55,7 +55,7 @@ class ReadinessChecker:
 
     async def _database(self) -> str | None:
         async with self._engine.connect() as connection:
-            return await connection.run_sync(self._schema.verify)
+            return await self._schema.verify(connection)
 
     async def _storage(self) -> str | None:
         bucket = self._settings.s3_bucket
