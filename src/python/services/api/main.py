@@ -9,7 +9,12 @@ import logging
 
 import uvicorn
 
-from modules.observability.logs import RequestIdFilter, configure_logging, logging_config
+from modules.observability.logs import (
+    RequestIdFilter,
+    apply_process_settings,
+    configure_logging,
+    logging_config,
+)
 from modules.observability.multiprocess import remove_multiprocess_dir, use_multiprocess_dir
 from modules.settings import settings_or_exit
 
@@ -25,6 +30,7 @@ def serve() -> int:
     settings = settings_or_exit(PROGRAM)
     # Workers are separate processes: their metrics must go through shared files.
     metrics_dir = use_multiprocess_dir(PROGRAM) if settings.api_workers > 1 else None
+    apply_process_settings()  # uvicorn configures logging itself, from the mapping below
     try:
         uvicorn.run(
             APP,
