@@ -115,7 +115,7 @@ def _upgrade(config: Config, revision: str) -> None:
     config.attributes["on_version_apply"] = lambda **step: applied.append(step["step"])
     command.upgrade(config, revision)
     if not applied:
-        sys.stderr.write(f"{PROGRAM}: already at {revision}; nothing to upgrade\n")
+        logger.info("already at %s; nothing to upgrade", revision)
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> None:

@@ -149,8 +149,8 @@ def test_autogenerate_without_model_changes_writes_nothing(
     assert main(["revision", "-m", "Nothing", "--autogenerate"]) == 1
 
     assert sorted((repository / "alembic/migrations/versions").iterdir()) == versions
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "forge-migrate: the models and the database agree: no revision written (change a model"
+    assert json.loads(capsys.readouterr().err.splitlines()[-1])["msg"] == (
+        "the models and the database agree: no revision written (change a model"
         " first, or leave out --autogenerate for a hand-written migration)"
     )
 
@@ -161,8 +161,8 @@ def test_upgrade_at_head_says_so(
     assert main(["upgrade", "head"]) == 0
     assert "already at" not in capsys.readouterr().err
     assert main(["upgrade", "head"]) == 0
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "forge-migrate: already at head; nothing to upgrade"
+    assert json.loads(capsys.readouterr().err.splitlines()[-1])["msg"] == (
+        "already at head; nothing to upgrade"
     )
 
 

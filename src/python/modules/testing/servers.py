@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import redis
 
-from modules.testing.processes import reserve_free_port
+from modules.testing.network import closed_port
 
 # Debian's layout; `pg_config --bindir` names it elsewhere.
 _POSTGRES_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -28,11 +28,15 @@ class PrivateServer(ABC):
     """A server process the test controls. Signals reach the process and all its descendants
     (PostgreSQL forks a process per connection, each in a session of its own)."""
 
-    def __init__(self, name: str, port: int, url: str) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.port = port
-        self.url = url  # how a client reaches it
+        self.port = 0  # chosen by the first start()
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """How a client reaches it."""
 
     @abstractmethod
     def _command(self) -> tuple[list[str], str | None]:
@@ -43,18 +47,29 @@ class PrivateServer(ABC):
         """Whether the server answers a client now."""
 
     def start(self, timeout_s: float = 30) -> None:
+        """Start the server; again after `kill()`, on the same port. The first start picks a
+        free port, and picks another if some other process binds it first."""
+        attempts = 3 if self.port == 0 else 1
+        for _ in range(attempts):
+            if attempts > 1:
+                self.port = closed_port()
+            if self._launch(timeout_s):
+                return
+        pytest.fail(f"private {self.name} did not start on port {self.port}", pytrace=False)
+
+    def _launch(self, timeout_s: float) -> bool:
+        """Whether the server answers within `timeout_s` (False if it exited)."""
         command, user = self._command()
         self._process = subprocess.Popen(
-            command,
-            user=user,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            command, user=user, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + timeout_s
         while not self._answers():
             if self._process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"private {self.name} did not start on port {self.port}", pytrace=False)
+                self.kill()
+                return False
             time.sleep(0.05)
+        return True
 
     def freeze(self) -> None:
         """SIGSTOP every process of the server: connections are accepted, nothing answers."""
@@ -79,10 +94,7 @@ class PrivateServer(ABC):
 
 class PrivatePostgres(PrivateServer):
     def __init__(self, directory: Path) -> None:
-        port = reserve_free_port()
-        super().__init__(
-            "PostgreSQL", port, f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-        )
+        super().__init__("PostgreSQL")
         self._directory = directory
         # initdb and postgres refuse to run as root: use the system's postgres user then.
         self._user = "postgres" if os.geteuid() == 0 else None
@@ -102,6 +114,10 @@ class PrivatePostgres(PrivateServer):
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _command(self) -> tuple[list[str], str | None]:
         command = [
@@ -131,8 +147,11 @@ class PrivatePostgres(PrivateServer):
 
 class PrivateRedis(PrivateServer):
     def __init__(self) -> None:
-        port = reserve_free_port()
-        super().__init__("Redis", port, f"redis://127.0.0.1:{port}")
+        super().__init__("Redis")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
 
     def _command(self) -> tuple[list[str], str | None]:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
