@@ -3,9 +3,11 @@
 `/healthz` (liveness, `Health`) says the process is up and touches no dependency. `/readyz`
 (readiness) says whether the process can do its work now, one `DependencyCheck` per dependency.
 
-However many requests ask at once, at most one probe of a dependency is in flight; its result is reused for a short time (a probe storm is not a
-dependency storm); and every caller is answered by the probe's deadline, even when the probe
-itself outlives it. That last part matters: a driver may spend seconds cleaning up after a
+However many requests ask at once, at most one probe of a dependency is in flight. Its result is
+reused for a short time (a probe storm is not a dependency storm) and refreshed ahead of that in
+the background, the old result standing until the refresh ends or reaches its deadline, so that
+a busy endpoint answers at once even when a dependency is slow. Every caller is answered by the
+probe's deadline, even when the probe itself outlives it. That last part matters: a driver may spend seconds cleaning up after a
 cancelled call (psycopg cancels the query on the server and waits up to 10 s for a frozen one),
 and that cleanup runs inside the cancelled task. Callers therefore never await the probe's task
 itself, only wait for it up to the deadline; a late task finishes on its own, and until it has,
@@ -70,14 +72,22 @@ class DependencyCheck:
         None when a caller must wait for a probe (`result()`)."""
         if self._probe is None:
             return DISABLED
-        age = time.monotonic() - self._last_at
-        if self._last is None or age >= self._reuse_s:
+        if self._last is None:
             return None
-        # Refresh ahead, in the background, once half the reuse time is gone: a busy endpoint
-        # keeps answering at once from a result that is never older than reuse_s.
-        if age >= self._reuse_s / 2:
-            self._start()
-        return self._last
+        now = time.monotonic()
+        age = now - self._last_at
+        if age < self._reuse_s:
+            # Refresh ahead, in the background, once half the reuse time is gone: a busy
+            # endpoint keeps answering at once.
+            if age >= self._reuse_s / 2:
+                self._start()
+            return self._last
+        # A refresh started while the result was fresh and not yet past its deadline: keep
+        # the result until it ends, so that a slow dependency does not make callers wait.
+        refreshing = self._in_flight is not None and self._started < self._last_at + self._reuse_s
+        if refreshing and now < self._started + self._timeout_s:
+            return self._last
+        return None
 
     async def result(self) -> CheckResult:
         reusable = self.reusable()

@@ -57,6 +57,23 @@ async def test_a_busy_check_refreshes_ahead_without_making_callers_wait() -> Non
     assert probe.calls == 2
 
 
+async def test_a_slow_refresh_does_not_make_callers_wait() -> None:
+    """Past the reuse time, the last result stands while a refresh started in time is running
+    (until its deadline), however slow the dependency answers."""
+    probe = CountingProbe()
+    check = DependencyCheck(probe, TIMEOUT_S, reuse_s=0.1)
+    await check.result()
+    probe.seconds = 0.2  # slower than the reuse time
+    await asyncio.sleep(0.06)
+    assert (await check.result()).detail == "call 1"  # starts the refresh
+    await asyncio.sleep(0.08)  # past the reuse time, the refresh still running
+    started = time.monotonic()
+    assert (await check.result()).detail == "call 1"
+    assert time.monotonic() - started < 0.05
+    await asyncio.sleep(0.2)  # the refresh has ended
+    assert (await check.result()).detail == "call 2"
+
+
 async def test_a_failure_names_the_error() -> None:
     check = DependencyCheck(CountingProbe(error=ConnectionError("refused\nmore")), TIMEOUT_S, 0)
     result = await check.result()

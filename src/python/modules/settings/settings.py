@@ -124,13 +124,13 @@ class Settings(BaseSettings):
         1.0, description="How long the broker readiness check may take."
     )
     readiness_cache_s: float = Field(
-        0.1,
+        0.2,
         ge=0,
         le=10,
         description=(
             "How long a readiness check's result is reused before its dependency is checked "
-            "again (0: only concurrent requests share a check). A failed dependency shows in "
-            "/readyz within this plus its check's timeout."
+            "again (0: only concurrent requests share a check); under steady probing a failed "
+            "dependency shows in /readyz within half of this plus its check's timeout."
         ),
     )
 
