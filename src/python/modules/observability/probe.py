@@ -1,4 +1,4 @@
-"""Container health probe: `python -m modules.observability.probe api|worker [--ready]` exits 0
+"""Container health probe: `python -m modules.observability.probe api|worker|reconciler [--ready]` exits 0
 when the process's own /healthz (alive; with --ready, /readyz: can work now) on localhost
 answers 200, else 1 with the reason on stderr.
 
@@ -18,14 +18,18 @@ TIMEOUT_S = 2
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="probe")
-    parser.add_argument("process", choices=["api", "worker"])
+    parser.add_argument("process", choices=["api", "worker", "reconciler"])
     parser.add_argument("--ready", action="store_true", help="ask /readyz instead of /healthz")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit:  # argparse printed the usage
         return int(exit.code or 0)
     settings = settings_or_exit("probe")
-    port = settings.api_port if args.process == "api" else settings.worker_metrics_port
+    port = {
+        "api": settings.api_port,
+        "worker": settings.worker_metrics_port,
+        "reconciler": settings.reconciler_metrics_port,
+    }[args.process]
     url = f"http://127.0.0.1:{port}/{'readyz' if args.ready else 'healthz'}"
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:

@@ -83,6 +83,7 @@ class Model(Base, kw_only=True):
     version: Mapped[str]
     task: Mapped[str]
     runner: Mapped[str]
+    description: Mapped[str] = mapped_column(default="", server_default="")
     input_schema: Mapped[JsonObject] = mapped_column(JSONB)
     default_parameters: Mapped[JsonObject] = mapped_column(
         JSONB, default_factory=dict, server_default=_EMPTY_OBJECT
@@ -101,24 +102,36 @@ class Job(Base, kw_only=True):
         _is_object("input"),
         _not_negative("priority"),
         _not_negative("attempts"),
+        CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),
+        CheckConstraint("attempts <= max_attempts", name="attempts_within_max"),
+        _not_negative("last_event_seq"),
         _finished_after_started(),
+        # A lease is an owner with an expiry, or neither.
+        CheckConstraint(
+            "(lease_owner IS NULL) = (lease_expires_at IS NULL)", name="lease_owner_with_expiry"
+        ),
         # A retried request is recognised by its key; the hash tells a replay from a conflict.
         CheckConstraint(
             "(idempotency_key IS NULL) = (request_hash IS NULL)",
             name="idempotency_key_with_request_hash",
         ),
         CheckConstraint(f"request_hash ~ {_SHA256_HEX}", name="request_hash_is_sha256"),
-        # The dispatcher's query: active jobs of a status, oldest first. Terminal jobs, the vast
-        # majority over time, stay out of the index.
+        # The claim's query: queued jobs by priority, then oldest first; the reconciler's scans
+        # of running and canceling jobs. Terminal jobs, the vast majority over time, stay out.
         Index(
             "ix_jobs_active",
             "status",
+            text("priority DESC"),
             "created_at",
             postgresql_where=text(
                 "status IN (" + ", ".join(f"'{status}'" for status in ACTIVE_JOB_STATUSES) + ")"
             ),
         ),
-        Index(None, "model_id", "created_at"),
+        # Listing, newest first, with a keyset cursor on (created_at, id): one index per filter
+        # (a B-tree is read backwards for DESC).
+        Index(None, "created_at", "id"),
+        Index(None, "status", "created_at", "id"),
+        Index(None, "model_id", "created_at", "id"),
     )
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (see Model)
 
@@ -130,12 +143,21 @@ class Job(Base, kw_only=True):
         _status(JobStatus), default=JobStatus.QUEUED, server_default=JobStatus.QUEUED.value
     )
     input: Mapped[JsonObject] = mapped_column(JSONB)
-    output: Mapped[JsonObject | None] = mapped_column(JSONB, default=None)
     error: Mapped[JsonObject | None] = mapped_column(JSONB, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(unique=True, default=None)
     request_hash: Mapped[str | None] = mapped_column(default=None)
     priority: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Claims so far; the claim that would exceed max_attempts fails the job instead.
     attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(default=3, server_default=text("3"))
+    # The worker running the job, until when; an expired lease is taken back by the reconciler.
+    lease_owner: Mapped[str | None] = mapped_column(default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The seq of the job's newest event: appending takes the next one under the row's lock.
+    last_event_seq: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default=text("0"), init=False
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), init=False)
     updated_at: Mapped[datetime] = mapped_column(
         server_default=func.now(), server_onupdate=FetchedValue(), init=False
@@ -174,14 +196,17 @@ class Step(Base, kw_only=True):
 
 
 class Event(Base, kw_only=True):
-    """An append-only record of something that happened to a job; `id` is the stream cursor."""
+    """An append-only record of something that happened to a job. `seq` (1, 2, 3 ... per job,
+    without gaps) is the stream cursor: ids come from a sequence and become visible out of
+    commit order, so a reader resuming after an id could miss one."""
 
     __tablename__ = "events"
     __table_args__ = (
         ForeignKeyConstraint(
             ["job_id", "step_id"], ["steps.job_id", "steps.id"], ondelete="CASCADE"
         ),
-        Index(None, "job_id", "id"),
+        UniqueConstraint("job_id", "seq"),
+        CheckConstraint("seq >= 1", name="seq_positive"),
         *_not_empty("type"),
         _is_object("payload"),
     )
@@ -189,6 +214,7 @@ class Event(Base, kw_only=True):
     # ALWAYS: ids come from the sequence only, so they grow in insertion order.
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True, init=False)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
     step_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     type: Mapped[str]
     payload: Mapped[JsonObject] = mapped_column(
@@ -207,6 +233,7 @@ class Artifact(Base, kw_only=True):
             ["job_id", "step_id"], ["steps.job_id", "steps.id"], ondelete="CASCADE"
         ),
         Index(None, "job_id"),
+        *_not_empty("name"),
         _not_negative("size_bytes"),
         CheckConstraint(f"sha256 ~ {_SHA256_HEX}", name="sha256_is_hex"),
     )
@@ -216,6 +243,7 @@ class Artifact(Base, kw_only=True):
     )
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     step_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    name: Mapped[str]
     bucket: Mapped[str]
     key: Mapped[str]
     content_type: Mapped[str]

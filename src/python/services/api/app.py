@@ -3,18 +3,22 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from modules.buildinfo import VERSION
+from modules.observability import job_metrics
 from modules.observability.broker import broker_probe_client
 from modules.observability.logs import apply_process_settings
 from modules.observability.metrics import set_build_info
 from modules.persistence.engine import create_async_database_engine, create_session_factory
 from modules.persistence.schema import ExpectedSchema
 from modules.settings import Settings, load_settings
-from modules.storage.s3 import make_s3_client
+from modules.storage.s3 import make_s3_client, sign_artifact_url
+from modules.workqueue import TokenQueue, make_celery
+from services.api.dependencies import JobsContext
 from services.api.middleware import RequestLifecycleMiddleware
 from services.api.openapi import ERROR_RESPONSES, ForgeAPI
 from services.api.problems import install_problem_handlers
@@ -40,9 +44,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings, engine, ExpectedSchema.from_migrations(), s3, broker
         )
         app.state.sessions = create_session_factory(engine)  # see services.api.dependencies
+        producer = make_celery(
+            "forge-api",
+            str(settings.broker_url),
+            # A message is sent after the response; an unreachable Redis must not hold a thread
+            # for long (the reconciler sends the message later).
+            broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 2},
+        )
+        app.state.jobs = JobsContext(
+            max_attempts=settings.job_max_attempts,
+            queue=TokenQueue(producer),
+            sign=partial(sign_artifact_url, settings),
+            on_submitted=job_metrics.observe_submitted,
+        )
         try:
             yield
         finally:
+            producer.close()
             await broker.aclose()
             await engine.dispose()
 

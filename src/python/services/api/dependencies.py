@@ -1,12 +1,25 @@
 """What routes get from the app's lifespan, as FastAPI dependencies."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from modules.workqueue import TokenQueue
+from services.api.presenters import Signer
 from services.api.readiness import ReadinessChecker
+
+
+@dataclass(frozen=True)
+class JobsContext:
+    """What the job routes need beyond a session; built by the app's lifespan."""
+
+    max_attempts: int
+    queue: TokenQueue
+    sign: Signer
+    on_submitted: Callable[[str], None]  # the model's name, for metrics
 
 
 async def _readiness(request: Request) -> ReadinessChecker:
@@ -22,5 +35,11 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def _jobs(request: Request) -> JobsContext:
+    context: JobsContext = request.app.state.jobs
+    return context
+
+
 Readiness = Annotated[ReadinessChecker, Depends(_readiness)]
 DatabaseSession = Annotated[AsyncSession, Depends(_session)]
+JobsConfig = Annotated[JobsContext, Depends(_jobs)]

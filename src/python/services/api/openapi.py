@@ -9,6 +9,8 @@ from services.api.schemas.problem import MEDIA_TYPE, Problem
 
 PROBLEM_REF = "#/components/schemas/Problem"
 TAGS = [
+    {"name": "models", "description": "The models jobs can run."},
+    {"name": "jobs", "description": "Submit jobs, follow them, cancel them, fetch artifacts."},
     {"name": "operations", "description": "Liveness, readiness and metrics for operators."},
 ]
 # Any operation can fail unexpectedly; the middleware then answers with a Problem.

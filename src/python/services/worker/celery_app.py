@@ -13,7 +13,8 @@ from celery import Celery, signals
 from modules.observability.logs import configure_logging
 from modules.observability.multiprocess import mark_process_dead
 from modules.settings import settings_or_exit
-from services.worker import database, tasks
+from modules.workqueue import QUEUE
+from services.worker import database, jobs, tasks
 from services.worker.logs import TaskContextFilter
 from services.worker.readiness import ConsumingStep
 
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 settings = settings_or_exit("forge-worker")
 database.configure(settings)
+jobs.configure(settings)
 
 # Naming the task modules (imported above) makes every worker of this app import them.
 app = Celery("forge", include=[tasks.__name__])
@@ -46,11 +48,11 @@ app.conf.update(
     # Redis hands an unacknowledged message to another worker after the visibility timeout:
     # it must outlast the longest a task may run (the hard limit) or long jobs run twice.
     broker_transport_options={"visibility_timeout": settings.worker_task_time_limit_s + 600},
-    # If the broker connection drops, running tasks can no longer be acked (their channel is
-    # gone) and Redis redelivers their messages once the visibility timeout has passed: cancel
-    # them rather than let them finish and then run again. A job cancelled this way runs again
-    # only after that timeout (the hard time limit plus 10 minutes).
-    worker_cancel_long_running_tasks_on_connection_loss=True,
+    # Every message goes to Forge's queue (modules.workqueue), which the api also sends to.
+    task_default_queue=QUEUE,
+    # If the broker connection drops, a running job goes on: its state is in PostgreSQL under a
+    # lease, and the redelivered message, which names no job, cannot run it a second time.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
     # Keep retrying while Redis is not up yet (a worker may start before it).
     broker_connection_retry_on_startup=True,
     # Results are read right after a task ends; Redis keeps them in memory for a day at most.

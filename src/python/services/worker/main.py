@@ -2,6 +2,7 @@
 
 forge-worker                     run the worker: prefork pool, JSON logs, /metrics, /healthz
 forge-worker ping [--timeout S]  run health.ping on a worker through the broker, print the reply
+forge-worker reconcile           take back jobs of dead workers, send messages for queued jobs
 forge-worker celery ARGS...      Celery's CLI for this app, e.g. `forge-worker celery inspect ping`
 """
 
@@ -36,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(args)
     if options.command == "ping":
         return _ping(options.timeout)
+    if options.command == "reconcile":
+        from services.worker import reconciler
+
+        return reconciler.serve(settings)
     return _run_worker()
 
 
@@ -45,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     ping = commands.add_parser("ping", help=f"run {PING} on a worker and print its reply")
     ping.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for a reply (%(default)s)"
+    )
+    commands.add_parser(
+        "reconcile", help="take back jobs whose worker died; send messages for queued jobs"
     )
     # Listed for --help only: main() hands `celery ...` to Celery before parsing.
     commands.add_parser("celery", help="Celery's command line for this app", add_help=False)

@@ -9,6 +9,9 @@ class FieldError(BaseModel):
     loc: list[str | int] = Field(description="Where in the request the value is.")
     msg: str = Field(description="What is wrong with it.")
     type: str = Field(description="Machine-readable error kind.")
+    pointer: str | None = Field(
+        None, description="For a value in the body: its JSON pointer (RFC 6901), e.g. `/input/seed`."
+    )
 
 
 class Problem(BaseModel):

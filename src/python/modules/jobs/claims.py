@@ -1,0 +1,159 @@
+"""Claiming a queued job, holding it under a lease, and ending the hold.
+
+A claim is a compare-and-set (queued -> running) on the job chosen with FOR UPDATE SKIP LOCKED,
+which also increments `attempts`. The claim's attempt number is a fencing token: every later
+write of the holder checks it (with the owner and the status), so a worker that lost its lease
+(it stalled, the reconciler requeued the job, another worker claimed it) can no longer write.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy.orm import Session
+
+from modules.jobs import events, steps
+from modules.persistence.base import JsonObject
+from modules.persistence.models import Job, Model
+from modules.persistence.statuses import JobStatus
+
+HELD_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELING)
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: uuid.UUID
+    attempt: int
+    owner: str
+    model: str  # name@version, for metrics and logs
+    runner: str
+    input: JsonObject
+
+
+def held(claim: Claim) -> ColumnElement[bool]:
+    """The condition under which `claim` still holds its job."""
+    return and_(
+        Job.id == claim.job_id,
+        Job.attempts == claim.attempt,
+        Job.lease_owner == claim.owner,
+        Job.status.in_(HELD_STATUSES),
+    )
+
+
+def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
+    """Take the queued job with the highest priority, oldest first; None if there is none."""
+    candidate = (
+        select(Job.id)
+        .where(Job.status == JobStatus.QUEUED)
+        .order_by(Job.priority.desc(), Job.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    row = session.execute(
+        update(Job)
+        .where(Job.id == candidate, Job.status == JobStatus.QUEUED)
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            lease_owner=owner,
+            lease_expires_at=func.now() + timedelta(seconds=lease_s),
+            started_at=func.coalesce(Job.started_at, func.now()),
+        )
+        .returning(Job.id, Job.attempts, Job.model_id, Job.input)
+    ).one_or_none()
+    if row is None:
+        return None
+    model = session.get_one(Model, row.model_id)
+    events.append(
+        session, row.id, events.NewEvent("job.started", {"attempt": row.attempts, "worker": owner})
+    )
+    return Claim(row.id, row.attempts, owner, f"{model.name}@{model.version}", model.runner, row.input)
+
+
+def hold(session: Session, claim: Claim) -> JobStatus | None:
+    """Lock the job's row for this transaction if the claim still holds it; returns its status
+    (running, or canceling once a cancel was requested), None if the claim lost it."""
+    return session.scalar(select(Job.status).where(held(claim)).with_for_update())
+
+
+def renew(session: Session, claim: Claim, lease_s: float) -> JobStatus | None:
+    """Extend the lease; returns the status as hold() does."""
+    return session.scalar(
+        update(Job)
+        .where(held(claim))
+        .values(lease_expires_at=func.now() + timedelta(seconds=lease_s))
+        .returning(Job.status)
+    )
+
+
+def finish(
+    session: Session, claim: Claim, status: JobStatus, error: JsonObject | None = None
+) -> bool:
+    """End the job (succeeded, failed or canceled) and its lease; False if the claim lost it."""
+    done = session.scalar(
+        update(Job)
+        .where(held(claim))
+        .values(
+            status=status, error=error, finished_at=func.now(), lease_owner=None,
+            lease_expires_at=None,
+        )
+        .returning(Job.id)
+    )
+    if done is None:
+        return False
+    if status != JobStatus.SUCCEEDED:
+        steps.cancel_unfinished_steps(session, claim.job_id)
+    payload: JsonObject = {"status": status}
+    if error is not None:
+        payload["error"] = error
+    events.append(session, claim.job_id, events.NewEvent(f"job.{status}", payload))
+    return True
+
+
+def release(session: Session, claim: Claim, reason: str) -> JobStatus | None:
+    """Give the job back: queued again for another attempt, or failed if it has had them all.
+    Returns the new status, None if the claim had already lost the job."""
+    return requeue_or_fail(session, held(claim), reason)
+
+
+def requeue_or_fail(
+    session: Session, which: ColumnElement[bool], reason: str
+) -> JobStatus | None:
+    """For one held job matched by `which`: canceling -> canceled; running -> queued, or
+    failed once its attempts are used up. Shared by release() and the reconciler."""
+    job = session.scalars(select(Job).where(which).with_for_update(skip_locked=True)).first()
+    if job is None:
+        return None
+    error: JsonObject | None = None
+    if job.status == JobStatus.CANCELING:
+        status = JobStatus.CANCELED
+    elif job.attempts >= job.max_attempts:
+        status = JobStatus.FAILED
+        error = {
+            "type": "attempts_exhausted",
+            "message": f"gave up after {job.attempts} attempts; the last ended with: {reason}",
+        }
+    else:
+        status = JobStatus.QUEUED
+    terminal = status != JobStatus.QUEUED
+    session.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(
+            status=status,
+            error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=func.now() if terminal else None,
+        )
+    )
+    if terminal:
+        steps.cancel_unfinished_steps(session, job.id)
+    payload: JsonObject = {"status": status, "reason": reason}
+    if error is not None:
+        payload["error"] = error
+    kind = "job.requeued" if status == JobStatus.QUEUED else f"job.{status}"
+    events.append(session, job.id, events.NewEvent(kind, payload))
+    return status

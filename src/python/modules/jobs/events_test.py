@@ -1,0 +1,88 @@
+import threading
+import uuid
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from modules.jobs import events, submission
+from modules.persistence.models import Job, Model
+
+WRITERS = 8
+EVENTS_PER_WRITER = 25
+
+
+def _job(sessions: sessionmaker[Session], model: Model) -> uuid.UUID:
+    with sessions() as session, session.begin():
+        wanted = submission.Submission(f"{model.name}@{model.version}", {"prompt": "x"})
+        return submission.submit(session, wanted, max_attempts=3).job_id
+
+
+def test_concurrent_writers_make_a_gapless_stream_a_reader_never_sees_out_of_order(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    job_id = _job(sessions, model)
+    start = threading.Barrier(WRITERS + 2)  # the writers, the reader and this thread
+    failures: list[BaseException] = []
+    # What a reader resuming after the last seq it saw collects while the writers run.
+    seen: list[int] = []
+    done = threading.Event()
+
+    def write(writer: int) -> None:
+        try:
+            start.wait()
+            for i in range(EVENTS_PER_WRITER):
+                with sessions() as session, session.begin():
+                    events.append(session, job_id, events.NewEvent("test", {"w": writer, "i": i}))
+        except BaseException as error:
+            failures.append(error)
+
+    def read() -> None:
+        start.wait()
+        while True:
+            finished = done.is_set()
+            with sessions() as session:
+                page = events.page(session, job_id, seen[-1] if seen else 0, 50)
+            seen.extend(event.seq for event in page)
+            if finished and not page:
+                return
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(WRITERS)]
+    reader = threading.Thread(target=read)
+    for thread in [*threads, reader]:
+        thread.start()
+    start.wait()
+    for thread in threads:
+        thread.join()
+    done.set()
+    reader.join()
+
+    assert failures == []
+    total = 1 + WRITERS * EVENTS_PER_WRITER  # job.queued first
+    assert seen == list(range(1, total + 1))  # nothing missed, nothing twice, in order
+    with sessions() as session:
+        stored = events.page(session, job_id, 0, total + 10)
+    assert [event.seq for event in stored] == list(range(1, total + 1))
+    # Each writer's events keep the order it wrote them in.
+    for writer in range(WRITERS):
+        mine = [e.payload["i"] for e in stored if e.payload.get("w") == writer]
+        assert mine == list(range(EVENTS_PER_WRITER))
+
+
+def test_a_rolled_back_append_leaves_no_gap(sessions: sessionmaker[Session], model: Model) -> None:
+    job_id = _job(sessions, model)
+    with sessions() as session:
+        assert events.append(session, job_id, events.NewEvent("lost", {})) == [2]
+        session.rollback()
+    with sessions() as session, session.begin():
+        assert events.append(session, job_id, events.NewEvent("kept", {})) == [2]
+
+
+def test_a_fence_that_does_not_hold_appends_nothing(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    job_id = _job(sessions, model)
+    with sessions() as session, session.begin():
+        appended = events.append(
+            session, job_id, events.NewEvent("x", {}), only_if=Job.attempts == 99
+        )
+        assert appended == []
+        assert [e.type for e in events.page(session, job_id, 0, 10)] == ["job.queued"]

@@ -1,0 +1,57 @@
+"""A job's steps: planned once, each claimed by the job's holder, resumed after a redelivery."""
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from modules.persistence.base import JsonObject
+from modules.persistence.models import Step
+from modules.persistence.statuses import StepStatus
+
+UNFINISHED = (StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.FAILED)
+
+
+def plan(session: Session, job_id: uuid.UUID, names: Sequence[str]) -> Sequence[Step]:
+    """The job's steps, inserted on its first run; a later run finds the same rows."""
+    if names:
+        session.execute(
+            insert(Step)
+            .values([{"job_id": job_id, "position": i, "name": n} for i, n in enumerate(names)])
+            .on_conflict_do_nothing(index_elements=[Step.job_id, Step.position])
+        )
+    return session.scalars(select(Step).where(Step.job_id == job_id).order_by(Step.position)).all()
+
+
+def start(session: Session, step_id: uuid.UUID) -> None:
+    session.execute(
+        update(Step)
+        .where(Step.id == step_id, Step.status.in_(UNFINISHED))
+        .values(
+            status=StepStatus.RUNNING,
+            attempts=Step.attempts + 1,
+            started_at=func.now(),
+            finished_at=None,
+            error=None,
+        )
+    )
+
+
+def finish(
+    session: Session, step_id: uuid.UUID, status: StepStatus, error: JsonObject | None = None
+) -> None:
+    session.execute(
+        update(Step)
+        .where(Step.id == step_id)
+        .values(status=status, finished_at=func.now(), error=error)
+    )
+
+
+def cancel_unfinished_steps(session: Session, job_id: uuid.UUID) -> None:
+    session.execute(
+        update(Step)
+        .where(Step.job_id == job_id, Step.status.in_(UNFINISHED))
+        .values(status=StepStatus.CANCELED, finished_at=func.now())
+    )

@@ -1,0 +1,99 @@
+"""Accepting a job: validate its input, insert it once however often it is sent."""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from jsonschema import Draft202012Validator
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from modules.jobs import events
+from modules.jobs.models import resolve
+from modules.persistence.base import JsonObject
+from modules.persistence.models import Job
+from modules.persistence.statuses import JobStatus
+
+
+@dataclass(frozen=True)
+class Submission:
+    model: str  # "name" or "name@version"
+    input: JsonObject
+    idempotency_key: str | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class InputError:
+    pointer: str  # JSON pointer into the request body, e.g. "/input/seed"
+    message: str
+
+
+class InvalidInput(Exception):
+    def __init__(self, errors: list[InputError]) -> None:
+        super().__init__("; ".join(f"{error.pointer}: {error.message}" for error in errors))
+        self.errors = errors
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before with another request body."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job_id: uuid.UUID
+    replayed: bool  # True: the key was seen with the same body, this is the original job
+
+
+def submit(session: Session, submission: Submission, *, max_attempts: int) -> Accepted:
+    """Insert the job (status queued, event job.queued) unless its idempotency key exists.
+
+    Concurrent requests with one key are decided by the unique index: one insert wins, the others
+    wait for its commit and then find its row."""
+    model = resolve(session, submission.model)
+    effective = {**model.default_parameters, **submission.input}
+    validator = Draft202012Validator(model.input_schema)
+    errors = sorted(validator.iter_errors(effective), key=lambda error: list(error.absolute_path))
+    if errors:
+        raise InvalidInput([InputError(_pointer(error.absolute_path), error.message) for error in errors])
+
+    request_hash = None
+    if submission.idempotency_key is not None:
+        request_hash = _request_hash(submission)
+    job_id = session.scalar(
+        insert(Job)
+        .values(
+            model_id=model.id,
+            input=effective,
+            idempotency_key=submission.idempotency_key,
+            request_hash=request_hash,
+            priority=submission.priority,
+            max_attempts=max_attempts,
+        )
+        .on_conflict_do_nothing(index_elements=[Job.idempotency_key])
+        .returning(Job.id)
+    )
+    if job_id is not None:
+        events.append(session, job_id, events.NewEvent("job.queued", {"status": JobStatus.QUEUED}))
+        return Accepted(job_id, replayed=False)
+
+    original = session.execute(
+        select(Job.id, Job.request_hash).where(Job.idempotency_key == submission.idempotency_key)
+    ).one()
+    if original.request_hash != request_hash:
+        raise IdempotencyConflict(submission.idempotency_key)
+    return Accepted(original.id, replayed=True)
+
+
+def _request_hash(submission: Submission) -> str:
+    body = {"model": submission.model, "input": submission.input, "priority": submission.priority}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _pointer(path: Iterable[str | int]) -> str:
+    parts = [str(part).replace("~", "~0").replace("/", "~1") for part in path]
+    return "/".join(["/input", *parts])

@@ -1,0 +1,82 @@
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from modules.jobs import events, submission
+from modules.jobs.models import ModelNotFound
+from modules.persistence.models import Job, Model
+
+
+def _submit(
+    sessions: sessionmaker[Session], body: submission.Submission
+) -> submission.Accepted:
+    with sessions() as session, session.begin():
+        return submission.submit(session, body, max_attempts=3)
+
+
+def test_a_job_is_queued_with_its_defaults_and_one_event(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    accepted = _submit(sessions, submission.Submission("stub-test", {"prompt": "fox"}))
+    assert not accepted.replayed
+    with sessions() as session:
+        job = session.get_one(Job, accepted.job_id)
+        assert (job.status, job.attempts, job.max_attempts) == ("queued", 0, 3)
+        assert job.input == {"prompt": "fox", "seed": 1, "width": 32, "height": 32}
+        page = events.page(session, job.id, 0, 10)
+        assert [(e.seq, e.type) for e in page] == [(1, "job.queued")]
+
+
+def test_every_input_error_is_reported_with_its_pointer(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    with pytest.raises(submission.InvalidInput) as raised:
+        _submit(sessions, submission.Submission("stub-test@1", {"seed": -1, "colour": "red"}))
+    pointers = sorted(error.pointer for error in raised.value.errors)
+    assert pointers == ["/input", "/input", "/input/seed"]  # required prompt, extra colour, seed
+    messages = " ".join(error.message for error in raised.value.errors)
+    assert "'prompt' is a required property" in messages and "colour" in messages
+
+
+@pytest.mark.parametrize("reference", ["nope", "stub-test@2"])
+def test_an_unknown_model_or_version_is_refused(
+    sessions: sessionmaker[Session], model: Model, reference: str
+) -> None:
+    with pytest.raises(ModelNotFound):
+        _submit(sessions, submission.Submission(reference, {"prompt": "x"}))
+
+
+def test_a_replay_returns_the_original_and_another_body_conflicts(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    first = _submit(sessions, submission.Submission("stub-test", {"prompt": "a"}, "key-1"))
+    again = _submit(sessions, submission.Submission("stub-test", {"prompt": "a"}, "key-1"))
+    assert again == submission.Accepted(first.job_id, replayed=True)
+    with pytest.raises(submission.IdempotencyConflict):
+        _submit(sessions, submission.Submission("stub-test", {"prompt": "b"}, "key-1"))
+
+
+def test_twenty_concurrent_duplicates_create_one_job(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    body = submission.Submission("stub-test", {"prompt": "same"}, "key-" + uuid.uuid4().hex)
+    start = threading.Barrier(20)
+    results: list[submission.Accepted] = []
+
+    def send() -> None:
+        start.wait()
+        results.append(_submit(sessions, body))
+
+    threads = [threading.Thread(target=send) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 20
+    assert len({r.job_id for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 1

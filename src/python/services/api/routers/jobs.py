@@ -1,0 +1,194 @@
+"""/v1/jobs: submit, read, list, cancel, and a job's events and artifacts."""
+
+import logging
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from kombu.exceptions import OperationalError
+
+from modules.jobs import cancel as cancel_module
+from modules.jobs import events, reads, submission
+from modules.jobs.models import ModelNotFound
+from modules.persistence.statuses import JobStatus
+from services.api.dependencies import DatabaseSession, JobsConfig, JobsContext
+from services.api.presenters import artifacts_out, job_out
+from services.api.problems import ProblemError
+from services.api.schemas.problem import FieldError, Problem
+from services.api.schemas.v1 import ArtifactList, EventOut, EventPage, JobCreate, JobList, JobOut
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+MAX_PAGE = 100
+# Event pages and their cursors; 2^31 - 1 keeps `after` a PostgreSQL-friendly bigint far above
+# any real stream.
+MAX_EVENT_SEQ = 2**31 - 1
+IDEMPOTENCY_KEY_MAX = 255
+
+_NOT_FOUND = {404: {"model": Problem, "description": "No such job."}}
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a job",
+    response_description="Accepted: the job is queued. `Location` is its URL.",
+    responses={
+        200: {
+            "model": JobOut,
+            "description": "A replay of an earlier request with the same `Idempotency-Key` and "
+            "body: the original job (`Idempotent-Replayed: true`).",
+        },
+        404: {"model": Problem, "description": "No such model."},
+        422: {
+            "model": Problem,
+            "description": "The input does not match the model's schema (every error with its "
+            "JSON pointer), or the `Idempotency-Key` was used with another body.",
+        },
+    },
+)
+async def create_job(
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    session: DatabaseSession,
+    config: JobsConfig,
+    background: BackgroundTasks,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=IDEMPOTENCY_KEY_MAX,
+            description="Retries with the same key and body return the original job.",
+        ),
+    ] = None,
+) -> JobOut:
+    wanted = submission.Submission(body.model, body.input, idempotency_key, body.priority)
+    try:
+        accepted = await session.run_sync(
+            submission.submit, wanted, max_attempts=config.max_attempts
+        )
+        await session.commit()
+    except ModelNotFound as error:
+        raise HTTPException(404, f"No model {error.reference!r}: GET /v1/models lists them.")
+    except submission.InvalidInput as error:
+        raise _invalid_input(error) from None
+    except submission.IdempotencyConflict:
+        raise HTTPException(
+            422, "This Idempotency-Key was used with another request body: use a new key."
+        ) from None
+    view = await session.run_sync(reads.get_job, accepted.job_id)
+    assert view is not None
+    if accepted.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        # After the commit, and after the response: if Redis is down the job still runs, once the
+        # reconciler sends its message.
+        background.add_task(_enqueue, config, accepted.job_id)
+        config.on_submitted(view.model.name)
+    response.headers["Location"] = str(request.url_for("get_job", job_id=accepted.job_id))
+    return job_out(view, request, config.sign)
+
+
+async def _enqueue(config: JobsContext, job_id: uuid.UUID) -> None:
+    try:
+        await run_in_threadpool(config.queue.send)
+    except (OperationalError, OSError) as error:
+        logger.warning("job %s queued without a message (the reconciler sends it): %s", job_id, error)
+
+
+@router.get("", summary="List jobs, newest first")
+async def list_jobs(
+    request: Request,
+    session: DatabaseSession,
+    config: JobsConfig,
+    status: JobStatus | None = None,
+    model: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200, description="From `next`.")] = None,
+) -> JobList:
+    try:
+        page = await session.run_sync(
+            reads.list_jobs, limit=limit, cursor=cursor, status=status, model=model
+        )
+    except reads.InvalidCursor:
+        raise HTTPException(400, "The cursor is not one this API returned.") from None
+    next_url = None
+    if page.next_cursor is not None:
+        next_url = str(request.url.include_query_params(cursor=page.next_cursor))
+    return JobList(data=[job_out(view, request, config.sign) for view in page.jobs], next=next_url)
+
+
+@router.get("/{job_id}", summary="Get a job", responses=_NOT_FOUND)
+async def get_job(
+    job_id: uuid.UUID, request: Request, session: DatabaseSession, config: JobsConfig
+) -> JobOut:
+    view = await session.run_sync(reads.get_job, job_id)
+    if view is None:
+        raise HTTPException(404, f"No job {job_id}.")
+    return job_out(view, request, config.sign)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a job",
+    response_description="The job: `canceled` if it was queued, `canceling` while its worker "
+    "stops it, unchanged if it had already ended.",
+    responses=_NOT_FOUND,
+)
+async def cancel_job(
+    job_id: uuid.UUID, request: Request, session: DatabaseSession, config: JobsConfig
+) -> JobOut:
+    status = await session.run_sync(cancel_module.cancel, job_id)
+    await session.commit()
+    if status is None:
+        raise HTTPException(404, f"No job {job_id}.")
+    view = await session.run_sync(reads.get_job, job_id)
+    assert view is not None
+    return job_out(view, request, config.sign)
+
+
+@router.get("/{job_id}/events", summary="A page of a job's events, in order", responses=_NOT_FOUND)
+async def list_job_events(
+    job_id: uuid.UUID,
+    request: Request,
+    session: DatabaseSession,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_SEQ, description="The last seq seen.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
+) -> EventPage:
+    view = await session.run_sync(reads.get_job, job_id)
+    if view is None:
+        raise HTTPException(404, f"No job {job_id}.")
+    rows = await session.run_sync(events.page, job_id, after, limit)
+    last = rows[-1].seq if rows else after
+    return EventPage(
+        data=[
+            EventOut(seq=row.seq, type=row.type, payload=row.payload, created_at=row.created_at)
+            for row in rows
+        ],
+        next=str(request.url.include_query_params(after=last)),
+    )
+
+
+@router.get("/{job_id}/artifacts", summary="A job's artifacts", responses=_NOT_FOUND)
+async def list_job_artifacts(
+    job_id: uuid.UUID, session: DatabaseSession, config: JobsConfig
+) -> ArtifactList:
+    view = await session.run_sync(reads.get_job, job_id)
+    if view is None:
+        raise HTTPException(404, f"No job {job_id}.")
+    return ArtifactList(data=artifacts_out(view, config.sign))
+
+
+def _invalid_input(error: submission.InvalidInput) -> ProblemError:
+    errors = [
+        FieldError(
+            loc=["body", *e.pointer.split("/")[1:]], msg=e.message, type="input_schema", pointer=e.pointer
+        )
+        for e in error.errors
+    ]
+    return ProblemError(422, "The input does not match the model's input_schema.", errors)
