@@ -73,6 +73,35 @@ def init_storage() -> int:
     return 0
 
 
+def sync_models() -> int:
+    """Insert the catalog's models that the database lacks (idempotent, run after `migrate`),
+    refusing a published version whose content changed."""
+    from sqlalchemy.orm import Session
+
+    from modules.catalog.loading import InvalidCatalog
+    from modules.catalog.sync import ModelChanged, sync
+    from modules.persistence.engine import DatabaseUnreachable, connect, create_sync_database_engine
+    from modules.persistence.migrate import EXIT_UNAVAILABLE
+
+    settings = settings_or_exit(PROGRAM)
+    configure_logging("sync-models", settings.log_level, stream="stderr")
+    engine = create_sync_database_engine(settings)
+    try:
+        with connect(engine) as connection, Session(bind=connection) as session:
+            summary = sync(session)
+            session.commit()
+    except DatabaseUnreachable as error:
+        logger.error("%s", error)
+        return EXIT_UNAVAILABLE
+    except (InvalidCatalog, ModelChanged) as error:
+        logger.error("sync-models refused: %s", error)
+        return 1
+    finally:
+        engine.dispose()
+    logger.info("models: %s", summary)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROGRAM, description="Forge's HTTP API.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -81,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "migrate", help="run database migrations (`migrate --help`)", add_help=False
     ).add_argument("args", nargs=argparse.REMAINDER)
     commands.add_parser("init-storage", help="create the artifact bucket if it is missing")
+    commands.add_parser("sync-models", help="insert the catalog's new models into the database")
     args = parser.parse_args(argv)
     match args.command:
         case None | "serve":
@@ -91,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return migrate.main(args.args)
         case "init-storage":
             return init_storage()
+        case "sync-models":
+            return sync_models()
     parser.error(f"unknown command {args.command!r}")
 
 

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from alembic import command
 from pydantic import PostgresDsn
 
-from modules.persistence.migrate import alembic_config
+from modules.persistence.migrate import EXIT_UNAVAILABLE, alembic_config
 from modules.settings import Settings
 from modules.settings.loading import EXIT_CONFIG
+from modules.testing.databases import libpq_url
 from modules.testing.network import closed_port
 from modules.testing.processes import python_subprocess_env
 from modules.testing.servers import private_postgres
@@ -153,7 +155,7 @@ def test_invalid_setting_stops_startup_with_one_line() -> None:
         ),
     ],
 )
-@pytest.mark.parametrize("command", ["serve", "migrate current", "init-storage"])
+@pytest.mark.parametrize("command", ["serve", "migrate current", "init-storage", "sync-models"])
 def test_every_command_refuses_bad_configuration_with_one_line(
     command: str, env: dict[str, str], line: str
 ) -> None:
@@ -202,3 +204,52 @@ def test_init_storage_without_an_endpoint_is_one_json_line() -> None:
     (line,) = log_lines(result.stderr)
     assert line["level"] == "ERROR"
     assert line["msg"].startswith("init-storage failed for http://127.0.0.1:")
+
+
+def sync_models(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.api.main", "sync-models"],
+        env=python_subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture()
+def models_database_url(database_url: str) -> Iterator[str]:
+    """This process's test database, left without models: the command commits."""
+    yield database_url
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute("DELETE FROM models")
+
+
+def test_sync_models_inserts_once_and_refuses_an_edited_version(models_database_url: str) -> None:
+    env = {"FORGE_DATABASE_URL": models_database_url}
+    first, second = sync_models(**env), sync_models(**env)
+    assert (first.returncode, second.returncode) == (0, 0)
+    assert [line["msg"] for line in log_lines(first.stderr)] == [
+        "models: 2 inserted (stub-image@1, stub-icon@1), 0 unchanged"
+    ]
+    assert [line["msg"] for line in log_lines(second.stderr)] == ["models: 0 inserted, 2 unchanged"]
+    assert {line["service"] for line in log_lines(first.stderr)} == {"sync-models"}
+
+    with psycopg.connect(libpq_url(models_database_url)) as conn:
+        conn.execute("UPDATE models SET default_parameters = '{}' WHERE name = 'stub-icon'")
+    refused = sync_models(**env)
+    assert refused.returncode == 1
+    (line,) = log_lines(refused.stderr)
+    assert line["level"] == "ERROR"
+    assert line["msg"] == (
+        "sync-models refused: stub-icon@1 (default_parameters) differ from the catalog: "
+        "a model is never edited in place; publish a new version instead"
+    )
+
+
+def test_sync_models_without_a_database_is_one_json_line() -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/forge"
+    result = sync_models(FORGE_DATABASE_URL=url)
+    assert result.returncode == EXIT_UNAVAILABLE
+    (line,) = log_lines(result.stderr)
+    assert line["level"] == "ERROR"
+    assert line["msg"].startswith(f"cannot connect to PostgreSQL at {url}: ")
