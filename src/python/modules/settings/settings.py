@@ -82,6 +82,20 @@ class Settings(BaseSettings):
         SecretStr("forge-dev-secret"), description="S3 secret access key."
     )
     s3_bucket: str = Field("forge-artifacts", description="Bucket that holds job artifacts.")
+    s3_public_endpoint_url: AnyHttpUrl | None = Field(
+        None,
+        description=(
+            "Base URL of the S3 endpoint as clients reach it (when FORGE_S3_ENDPOINT_URL is an "
+            "internal address); presigned artifact URLs are signed for its host. Unset or "
+            "empty: FORGE_S3_ENDPOINT_URL."
+        ),
+    )
+    artifact_url_expiry_s: int = Field(
+        3600,
+        ge=60,
+        le=604800,  # SigV4 presigned URLs last at most 7 days
+        description="How long a presigned artifact download URL stays valid (seconds).",
+    )
 
     # --- Celery on Redis ---
     broker_url: RedisDsn = Field(
@@ -148,6 +162,38 @@ class Settings(BaseSettings):
     worker_task_time_limit_s: int = Field(
         3600, ge=1, description="A task's process is killed after this many seconds."
     )
+
+    # --- Jobs ---
+    job_lease_s: float = Field(
+        30.0,
+        ge=1,
+        le=600,
+        description=(
+            "A running job's lease (seconds): the worker running it renews it every third of "
+            "this; once it lapses unrenewed, the reconciler requeues (or fails) the job."
+        ),
+    )
+    job_max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="How many times a job may start (a lapsed lease counts) before it fails.",
+    )
+    reconcile_interval_s: float = Field(
+        5.0,
+        ge=0.1,
+        le=300,
+        description="How often the reconciler expires lapsed leases and samples queue depths.",
+    )
+    reconciler_metrics_port: Port = Field(
+        9102, description="Port of the reconciler's /healthz, /readyz and /metrics endpoint."
+    )
+
+    @field_validator("s3_public_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An env file (Compose's .env) lists every setting: there, unset is an empty value.
+        return None if value == "" else value
 
     @field_validator("log_level", mode="before")
     @classmethod

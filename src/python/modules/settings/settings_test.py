@@ -13,6 +13,20 @@ def test_defaults_are_a_valid_local_configuration(monkeypatch: pytest.MonkeyPatc
     assert settings.database_url.scheme == "postgresql+psycopg"
     assert settings.s3_bucket == "forge-artifacts"
     assert settings.api_port == 8000
+    assert settings.s3_public_endpoint_url is None  # presigned URLs use the endpoint URL
+    assert (settings.artifact_url_expiry_s, settings.job_lease_s, settings.job_max_attempts) == (
+        3600,
+        30,
+        3,
+    )
+    assert (settings.reconcile_interval_s, settings.reconciler_metrics_port) == (5, 9102)
+
+
+def test_an_empty_public_endpoint_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORGE_S3_PUBLIC_ENDPOINT_URL", "")
+    assert load_settings().s3_public_endpoint_url is None
+    monkeypatch.setenv("FORGE_S3_PUBLIC_ENDPOINT_URL", "https://files.example.com")
+    assert str(load_settings().s3_public_endpoint_url) == "https://files.example.com/"
 
 
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,6 +50,24 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
         ("FORGE_S3_BUCKET", "Forge_Artifacts", "FORGE_S3_BUCKET: must be 3-63 characters"),
         ("FORGE_READINESS_STORAGE", "maybe", "FORGE_READINESS_STORAGE: Input should be"),
         ("FORGE_READINESS_DATABASE_TIMEOUT_S", "0", "FORGE_READINESS_DATABASE_TIMEOUT_S: Input"),
+        ("FORGE_S3_PUBLIC_ENDPOINT_URL", "minio:9000", "FORGE_S3_PUBLIC_ENDPOINT_URL: URL scheme"),
+        (
+            "FORGE_ARTIFACT_URL_EXPIRY_S",
+            "59",
+            "FORGE_ARTIFACT_URL_EXPIRY_S: Input should be greater than or equal to 60",
+        ),
+        (
+            "FORGE_ARTIFACT_URL_EXPIRY_S",
+            "604801",
+            "FORGE_ARTIFACT_URL_EXPIRY_S: Input should be less than or equal to 604800",
+        ),
+        ("FORGE_JOB_LEASE_S", "0.5", "FORGE_JOB_LEASE_S: Input should be greater than or equal"),
+        ("FORGE_JOB_LEASE_S", "601", "FORGE_JOB_LEASE_S: Input should be less than or equal to"),
+        ("FORGE_JOB_MAX_ATTEMPTS", "0", "FORGE_JOB_MAX_ATTEMPTS: Input should be greater than"),
+        ("FORGE_JOB_MAX_ATTEMPTS", "21", "FORGE_JOB_MAX_ATTEMPTS: Input should be less than"),
+        ("FORGE_RECONCILE_INTERVAL_S", "0", "FORGE_RECONCILE_INTERVAL_S: Input should be greater"),
+        ("FORGE_RECONCILE_INTERVAL_S", "301", "FORGE_RECONCILE_INTERVAL_S: Input should be less"),
+        ("FORGE_RECONCILER_METRICS_PORT", "65536", "FORGE_RECONCILER_METRICS_PORT: Input should"),
         (
             "FORGE_WORKER_TASK_SOFT_TIME_LIMIT_S",
             "3600",

@@ -1,5 +1,10 @@
-"""S3 clients configured from Settings, and the bucket operations Forge needs at start-up."""
+"""S3 clients configured from Settings, the bucket operations Forge needs at start-up, and
+artifacts: stored with a checksum S3 verifies, downloaded through presigned URLs."""
 
+import base64
+import functools
+import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import boto3
@@ -36,6 +41,61 @@ def make_s3_client(settings: Settings, *, timeout_s: float | None = None) -> "S3
         aws_access_key_id=settings.s3_access_key_id,
         aws_secret_access_key=settings.s3_secret_access_key.get_secret_value(),
         config=config,
+    )
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    size_bytes: int
+    sha256: str  # hex digest of the bytes stored
+    content_type: str
+
+
+def put_artifact(
+    client: "S3Client", bucket: str, key: str, data: bytes, content_type: str
+) -> StoredObject:
+    """Store `data` at `key`, replacing what is there. The SHA-256 goes with the request, so the
+    server refuses a body that arrives different from what was hashed here (BadDigest)."""
+    digest = hashlib.sha256(data).digest()
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=data,
+        ContentType=content_type,
+        ChecksumAlgorithm="SHA256",  # names it, so servers that only store it (moto) do too
+        ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
+    )
+    return StoredObject(bucket, key, len(data), digest.hex(), content_type)
+
+
+def presign_get(settings: Settings, bucket: str, key: str) -> str:
+    """A URL that downloads the object without credentials for `artifact_url_expiry_s` seconds.
+
+    It is signed for the public endpoint: the host is part of the signature, so a URL for the
+    internal endpoint rewritten to the public host would be refused. Signing is local (no
+    request is made)."""
+    return _presigner(settings).generate_presigned_url(
+        "get_object",
+        Params={"Bucket": bucket, "Key": key},
+        ExpiresIn=settings.artifact_url_expiry_s,
+    )
+
+
+# Building a client loads botocore's service model (milliseconds); signing with one is cheap.
+@functools.lru_cache(maxsize=4)
+def _presigner(settings: Settings) -> "S3Client":
+    return boto3.client(
+        "s3",
+        endpoint_url=str(settings.s3_public_endpoint_url or settings.s3_endpoint_url),
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key.get_secret_value(),
+        config=Config(
+            region_name=settings.s3_region,
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",  # accepted by AWS in every region and by MinIO
+        ),
     )
 
 
