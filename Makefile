@@ -4,7 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PANTS := ./pants
-COMPOSE := docker compose --env-file .env -f compose/docker-compose.yml
+COMPOSE_OPTIONS := --env-file .env -f compose/docker-compose.yml
+COMPOSE := docker compose $(COMPOSE_OPTIONS)
 API := src/python/services/api
 WORKER := src/python/services/worker
 
@@ -94,7 +95,8 @@ images: ## Build the forge-api and forge-worker images, tagged latest and <versi
 	$(PANTS) package docker/api docker/worker
 
 up: .env images ## Build the images and start the stack; returns once every service is healthy
-	$(COMPOSE) up --detach --wait
+	@# `up --detach --wait`, run again if the Docker API dropped a connection (see the script).
+	scripts/compose-up $(COMPOSE_OPTIONS)
 
 down: ## Stop the stack and remove its containers (volumes stay; add -v by hand to drop data)
 	$(COMPOSE) down --remove-orphans
