@@ -23,7 +23,9 @@ ACTIVE = "status IN ('queued', 'running', 'canceling')"
 def upgrade() -> None:
     op.add_column("models", sa.Column("description", sa.Text(), server_default="", nullable=False))
 
-    op.add_column("jobs", sa.Column("max_attempts", sa.Integer(), server_default="3", nullable=False))
+    op.add_column(
+        "jobs", sa.Column("max_attempts", sa.Integer(), server_default="3", nullable=False)
+    )
     op.add_column("jobs", sa.Column("lease_owner", sa.Text(), nullable=True))
     op.add_column("jobs", sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column(
@@ -36,9 +38,16 @@ def upgrade() -> None:
     # Jobs written before this revision may have been claimed more often than the new limit.
     op.execute("UPDATE jobs SET max_attempts = attempts WHERE attempts > max_attempts")
     op.create_check_constraint(op.f("ck_jobs_max_attempts_positive"), "jobs", "max_attempts >= 1")
-    op.create_check_constraint(op.f("ck_jobs_attempts_within_max"), "jobs", "attempts <= max_attempts")
-    op.create_check_constraint(op.f("ck_jobs_last_event_seq_not_negative"), "jobs", "last_event_seq >= 0")
-    op.create_check_constraint(op.f("ck_jobs_lease_owner_with_expiry"), "jobs", "(lease_owner IS NULL) = (lease_expires_at IS NULL)"
+    op.create_check_constraint(
+        op.f("ck_jobs_attempts_within_max"), "jobs", "attempts <= max_attempts"
+    )
+    op.create_check_constraint(
+        op.f("ck_jobs_last_event_seq_not_negative"), "jobs", "last_event_seq >= 0"
+    )
+    op.create_check_constraint(
+        op.f("ck_jobs_lease_owner_with_expiry"),
+        "jobs",
+        "(lease_owner IS NULL) = (lease_expires_at IS NULL)",
     )
     op.drop_index("ix_jobs_active", table_name="jobs")
     op.create_index(
@@ -96,7 +105,12 @@ def downgrade() -> None:
     op.add_column(
         "jobs", sa.Column("output", postgresql.JSONB(astext_type=sa.Text()), nullable=True)
     )
-    for column in ("last_event_seq", "cancel_requested_at", "lease_expires_at", "lease_owner",
-                   "max_attempts"):
+    for column in (
+        "last_event_seq",
+        "cancel_requested_at",
+        "lease_expires_at",
+        "lease_owner",
+        "max_attempts",
+    ):
         op.drop_column("jobs", column)  # their check constraints go with them
     op.drop_column("models", "description")

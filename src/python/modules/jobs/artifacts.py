@@ -25,9 +25,7 @@ def key_for(job_id: uuid.UUID, position: int, name: str) -> str:
     return f"jobs/{job_id}/{position}/{name}"
 
 
-def record(
-    session: Session, job_id: uuid.UUID, step_id: uuid.UUID, stored: StoredArtifact
-) -> None:
+def record(session: Session, job_id: uuid.UUID, step_id: uuid.UUID, stored: StoredArtifact) -> None:
     values = {
         "job_id": job_id,
         "step_id": step_id,

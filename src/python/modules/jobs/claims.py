@@ -8,7 +8,7 @@ write of the holder checks it (with the owner and the status), so a worker that 
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
@@ -29,6 +29,7 @@ class Claim:
     model: str  # name@version, for metrics and logs
     runner: str
     input: JsonObject
+    submitted_at: datetime
 
 
 def held(claim: Claim) -> ColumnElement[bool]:
@@ -61,7 +62,7 @@ def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
             lease_expires_at=func.now() + timedelta(seconds=lease_s),
             started_at=func.coalesce(Job.started_at, func.now()),
         )
-        .returning(Job.id, Job.attempts, Job.model_id, Job.input)
+        .returning(Job.id, Job.attempts, Job.model_id, Job.input, Job.created_at)
     ).one_or_none()
     if row is None:
         return None
@@ -69,7 +70,8 @@ def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
     events.append(
         session, row.id, events.NewEvent("job.started", {"attempt": row.attempts, "worker": owner})
     )
-    return Claim(row.id, row.attempts, owner, f"{model.name}@{model.version}", model.runner, row.input)
+    reference = f"{model.name}@{model.version}"
+    return Claim(row.id, row.attempts, owner, reference, model.runner, row.input, row.created_at)
 
 
 def hold(session: Session, claim: Claim) -> JobStatus | None:
@@ -96,7 +98,10 @@ def finish(
         update(Job)
         .where(held(claim))
         .values(
-            status=status, error=error, finished_at=func.now(), lease_owner=None,
+            status=status,
+            error=error,
+            finished_at=func.now(),
+            lease_owner=None,
             lease_expires_at=None,
         )
         .returning(Job.id)
@@ -118,9 +123,7 @@ def release(session: Session, claim: Claim, reason: str) -> JobStatus | None:
     return requeue_or_fail(session, held(claim), reason)
 
 
-def requeue_or_fail(
-    session: Session, which: ColumnElement[bool], reason: str
-) -> JobStatus | None:
+def requeue_or_fail(session: Session, which: ColumnElement[bool], reason: str) -> JobStatus | None:
     """For one held job matched by `which`: canceling -> canceled; running -> queued, or
     failed once its attempts are used up. Shared by release() and the reconciler."""
     job = session.scalars(select(Job).where(which).with_for_update(skip_locked=True)).first()

@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from modules.persistence.base import JsonObject
 from modules.persistence.models import Model
 from modules.testing.postgres_fixtures import database_url, postgres_admin_url
 from modules.testing.redis_fixtures import redis_base_url
@@ -11,7 +12,7 @@ from modules.testing.s3_fixtures import s3_endpoint_url
 
 __all__ = ["database_url", "postgres_admin_url", "redis_base_url", "s3_endpoint_url"]
 
-SCHEMA = {
+SCHEMA: JsonObject = {
     "type": "object",
     "properties": {
         "prompt": {"type": "string", "minLength": 1},

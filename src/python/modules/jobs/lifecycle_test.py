@@ -14,7 +14,7 @@ from modules.jobs.reconcile import LEASE_EXPIRED, reconcile
 from modules.persistence.models import Job, Model
 from modules.persistence.statuses import JobStatus
 from modules.testing.isolation import execution_slot
-from modules.workqueue import QUEUE, TokenQueue, make_celery
+from modules.workqueue import TokenQueue, make_celery
 
 
 def _submit(sessions: sessionmaker[Session], priority: int = 0, max_attempts: int = 3) -> uuid.UUID:
@@ -23,7 +23,9 @@ def _submit(sessions: sessionmaker[Session], priority: int = 0, max_attempts: in
         return submission.submit(session, body, max_attempts=max_attempts).job_id
 
 
-def _claim(sessions: sessionmaker[Session], owner: str = "w1", lease_s: float = 30) -> claims.Claim | None:
+def _claim(
+    sessions: sessionmaker[Session], owner: str = "w1", lease_s: float = 30
+) -> claims.Claim | None:
     with sessions() as session, session.begin():
         return claims.claim_next(session, owner, lease_s)
 
@@ -36,7 +38,9 @@ def _status(sessions: sessionmaker[Session], job_id: uuid.UUID) -> JobStatus:
 def _expire(sessions: sessionmaker[Session], job_id: uuid.UUID) -> None:
     with sessions() as session, session.begin():
         session.execute(
-            update(Job).where(Job.id == job_id).values(lease_expires_at=text("now() - interval '1 s'"))
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=text("now() - interval '1 s'"))
         )
 
 
@@ -57,10 +61,17 @@ def test_claims_take_the_highest_priority_then_the_oldest(
     taken = [_claim(sessions) for _ in range(4)]
     assert [c.job_id if c else None for c in taken] == [high, low, low_later, None]
     first = taken[0]
-    assert first is not None and (first.attempt, first.runner, first.model) == (1, "stub", "stub-test@1")
+    assert first is not None
+    assert (first.attempt, first.runner, first.model) == (
+        1,
+        "stub",
+        "stub-test@1",
+    )
 
 
-def test_concurrent_claims_never_take_the_same_job(sessions: sessionmaker[Session], model: Model) -> None:
+def test_concurrent_claims_never_take_the_same_job(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
     jobs = {_submit(sessions) for _ in range(10)}
     start = threading.Barrier(10)
     taken: list[uuid.UUID] = []
@@ -85,7 +96,8 @@ def test_cancel_queued_at_once_running_through_its_worker_terminal_unchanged(
     with sessions() as session, session.begin():
         assert cancel.cancel(session, queued) == JobStatus.CANCELED
     claim = _claim(sessions)
-    assert claim is not None and claim.job_id == running  # the canceled job is never claimed
+    assert claim is not None
+    assert claim.job_id == running  # the canceled job is never claimed
     with sessions() as session, session.begin():
         assert cancel.cancel(session, running) == JobStatus.CANCELING
         assert cancel.cancel(session, running) == JobStatus.CANCELING  # idempotent
@@ -108,7 +120,8 @@ def test_a_holder_whose_lease_was_taken_back_can_no_longer_write(
     result = reconcile(sessions, queue)
     assert result.taken_back == {JobStatus.QUEUED: 1}
     fresh = _claim(sessions, owner="fresh")
-    assert fresh is not None and fresh.job_id == job_id and fresh.attempt == 2
+    assert fresh is not None
+    assert (fresh.job_id, fresh.attempt) == (job_id, 2)
     with sessions() as session, session.begin():
         assert claims.hold(session, stale) is None
         assert claims.renew(session, stale, 30) is None
@@ -187,7 +200,9 @@ def test_listing_pages_skip_and_repeat_nothing_while_jobs_arrive(
     assert seen == list(reversed(existing))
 
 
-def test_listing_filters_and_refuses_a_forged_cursor(sessions: sessionmaker[Session], model: Model) -> None:
+def test_listing_filters_and_refuses_a_forged_cursor(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
     job_id = _submit(sessions)
     _submit(sessions)
     with sessions() as session, session.begin():

@@ -11,6 +11,7 @@ from modules.persistence.base import JsonObject
 from modules.persistence.models import Step
 from modules.persistence.statuses import StepStatus
 
+# A failed step runs again when its job gets another attempt (after a storage error, say).
 UNFINISHED = (StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.FAILED)
 
 
@@ -50,8 +51,9 @@ def finish(
 
 
 def cancel_unfinished_steps(session: Session, job_id: uuid.UUID) -> None:
+    """When the job ends: its steps that never ran, or were running, are canceled."""
     session.execute(
         update(Step)
-        .where(Step.job_id == job_id, Step.status.in_(UNFINISHED))
+        .where(Step.job_id == job_id, Step.status.in_([StepStatus.QUEUED, StepStatus.RUNNING]))
         .values(status=StepStatus.CANCELED, finished_at=func.now())
     )

@@ -58,7 +58,9 @@ def submit(session: Session, submission: Submission, *, max_attempts: int) -> Ac
     validator = Draft202012Validator(model.input_schema)
     errors = sorted(validator.iter_errors(effective), key=lambda error: list(error.absolute_path))
     if errors:
-        raise InvalidInput([InputError(_pointer(error.absolute_path), error.message) for error in errors])
+        raise InvalidInput(
+            [InputError(_pointer(error.absolute_path), error.message) for error in errors]
+        )
 
     request_hash = None
     if submission.idempotency_key is not None:

@@ -10,9 +10,7 @@ from modules.jobs.models import ModelNotFound
 from modules.persistence.models import Job, Model
 
 
-def _submit(
-    sessions: sessionmaker[Session], body: submission.Submission
-) -> submission.Accepted:
+def _submit(sessions: sessionmaker[Session], body: submission.Submission) -> submission.Accepted:
     with sessions() as session, session.begin():
         return submission.submit(session, body, max_attempts=3)
 
@@ -38,7 +36,8 @@ def test_every_input_error_is_reported_with_its_pointer(
     pointers = sorted(error.pointer for error in raised.value.errors)
     assert pointers == ["/input", "/input", "/input/seed"]  # required prompt, extra colour, seed
     messages = " ".join(error.message for error in raised.value.errors)
-    assert "'prompt' is a required property" in messages and "colour" in messages
+    assert "'prompt' is a required property" in messages
+    assert "colour" in messages
 
 
 @pytest.mark.parametrize("reference", ["nope", "stub-test@2"])

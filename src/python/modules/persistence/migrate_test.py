@@ -13,11 +13,13 @@ from pydantic import PostgresDsn
 from sqlalchemy import make_url
 
 from modules.persistence.migrate import EXIT_UNAVAILABLE, alembic_config, main
+from modules.persistence.schema import ExpectedSchema
 from modules.settings import Settings
 from modules.testing.databases import libpq_url, recreate_database
 from modules.testing.network import closed_port
 
 BASELINE = "d9e75be39a6d"
+(HEAD,) = ExpectedSchema.from_migrations().heads
 TABLES = ("models", "jobs", "steps", "events", "artifacts")
 
 
@@ -81,7 +83,7 @@ def test_current_names_the_revision(
 ) -> None:
     monkeypatch.setenv("FORGE_DATABASE_URL", database_url)
     assert main(["current"]) == 0
-    assert capsys.readouterr().out.strip() == f"{BASELINE} (head)"
+    assert capsys.readouterr().out.strip() == f"{HEAD} (head)"
 
 
 def test_unreachable_database_is_one_line_without_the_password(
@@ -138,7 +140,7 @@ def test_revision_writes_a_module_into_the_repository(repository: Path) -> None:
     assert written.stem.isidentifier()
     source = written.read_text()
     compile(source, str(written), "exec")
-    assert f"down_revision: str | Sequence[str] | None = '{BASELINE}'" in source
+    assert f"down_revision: str | Sequence[str] | None = '{HEAD}'" in source
 
 
 def test_autogenerate_without_model_changes_writes_nothing(

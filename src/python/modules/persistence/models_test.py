@@ -38,6 +38,7 @@ async def ids(db_session: AsyncSession) -> dict[str, uuid.UUID]:
         Artifact(
             job_id=job.id,
             step_id=step.id,
+            name="a.png",
             bucket="forge-artifacts",
             key="a.png",
             content_type="image/png",
@@ -56,8 +57,8 @@ async def ids(db_session: AsyncSession) -> dict[str, uuid.UUID]:
 
 INSERT_MODEL = "INSERT INTO models (name, version, task, runner, input_schema)"
 INSERT_ARTIFACT = (
-    "INSERT INTO artifacts (job_id, bucket, key, content_type, size_bytes, sha256) "
-    "VALUES (:job_id, 'forge-artifacts', "
+    "INSERT INTO artifacts (job_id, name, bucket, key, content_type, size_bytes, sha256) "
+    "VALUES (:job_id, 'b', 'forge-artifacts', "
 )
 
 
@@ -115,14 +116,30 @@ INSERT_ARTIFACT = (
         ),
         # A step of another job: the (job_id, step_id) foreign key refuses it.
         (
-            "INSERT INTO events (job_id, step_id, type) VALUES (:other_job_id, :step_id, 'log')",
+            "INSERT INTO events (job_id, seq, step_id, type) VALUES (:other_job_id, 1, :step_id, 'log')",
             "fk_events_job_id_step_id_steps",
         ),
         (
-            "INSERT INTO events (job_id, type) VALUES (gen_random_uuid(), 'log')",
+            "INSERT INTO events (job_id, seq, type) VALUES (gen_random_uuid(), 1, 'log')",
             "fk_events_job_id_jobs",
         ),
-        ("INSERT INTO events (job_id, type) VALUES (:job_id, '')", "ck_events_type_not_empty"),
+        (
+            "INSERT INTO events (job_id, seq, type) VALUES (:job_id, 1, '')",
+            "ck_events_type_not_empty",
+        ),
+        (
+            "INSERT INTO events (job_id, seq, type) VALUES (:job_id, 0, 'log')",
+            "ck_events_seq_positive",
+        ),
+        (
+            "INSERT INTO events (job_id, seq, type) VALUES (:job_id, 1, 'a'), (:job_id, 1, 'b')",
+            "uq_events_job_id_seq",
+        ),
+        (
+            "UPDATE jobs SET attempts = 4, max_attempts = 3 WHERE id = :job_id",
+            "ck_jobs_attempts_within_max",
+        ),
+        ("UPDATE jobs SET lease_owner = 'w' WHERE id = :job_id", "ck_jobs_lease_owner_with_expiry"),
         (
             f"{INSERT_ARTIFACT} 'b.png', 'image/png', -1, '{SHA256}')",
             "ck_artifacts_size_bytes_not_negative",
@@ -172,7 +189,7 @@ async def test_deleting_a_job_deletes_its_steps_events_and_artifacts(
     db_session: AsyncSession, ids: dict[str, uuid.UUID]
 ) -> None:
     job_id = ids["job_id"]
-    db_session.add(Event(job_id=job_id, step_id=ids["step_id"], type="step.started"))
+    db_session.add(Event(job_id=job_id, seq=1, step_id=ids["step_id"], type="step.started"))
     await db_session.flush()
     await db_session.execute(text("DELETE FROM jobs WHERE id = :job_id"), {"job_id": job_id})
     for table in (Step, Event, Artifact):

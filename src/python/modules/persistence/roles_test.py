@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import errors
-from pydantic import PostgresDsn
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, delete, func, make_url, select
+from sqlalchemy.orm import sessionmaker
 
-from modules.persistence.engine import create_async_database_engine, create_session_factory
-from modules.persistence.models import Model
-from modules.persistence.repositories import ModelRepository
-from modules.settings import Settings
+from modules.jobs import cancel, claims, submission
+from modules.jobs.reconcile import LOCK_KEY
+from modules.persistence.models import Job, Model
+from modules.persistence.statuses import JobStatus
 from modules.testing.databases import libpq_url
 from modules.testing.roles import database_with_roles
 
@@ -53,19 +53,28 @@ def test_the_application_role_is_no_superuser(role_urls: tuple[str, str]) -> Non
     assert row == (False, False, False)
 
 
-@pytest.mark.anyio()
-async def test_the_application_role_reads_and_writes_rows(role_urls: tuple[str, str]) -> None:
+def test_the_application_role_runs_the_job_transitions(role_urls: tuple[str, str]) -> None:
+    """What the api and the worker do, as the application role: insert and update rows, take
+    advisory and row locks."""
     _, app_url = role_urls
-    engine = create_async_database_engine(Settings(database_url=PostgresDsn(app_url)))
+    engine = create_engine(app_url)
+    sessions = sessionmaker(engine, expire_on_commit=False)
     try:
-        async with create_session_factory(engine)() as session:
-            models = ModelRepository(session)
-            model = await models.create(
-                Model(name="roles", version="1", task="t", runner="r", input_schema={})
-            )
-            await session.commit()
-            assert (await models.get(model.id)) is not None
-            await session.delete(model)
-            await session.commit()
+        with sessions() as session, session.begin():
+            session.add(Model(name="roles", version="1", task="t", runner="stub", input_schema={}))
+        with sessions() as session, session.begin():
+            job_id = submission.submit(
+                session, submission.Submission("roles", {}, "roles-key"), max_attempts=1
+            ).job_id
+        with sessions() as session, session.begin():
+            claim = claims.claim_next(session, "roles-worker", 30)
+            assert claim is not None
+            assert claim.job_id == job_id
+            assert claims.finish(session, claim, JobStatus.SUCCEEDED)
+        with sessions() as session, session.begin():
+            assert session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY)))
+            assert cancel.cancel(session, job_id) == JobStatus.SUCCEEDED
+            session.execute(delete(Job))
+            session.execute(delete(Model))
     finally:
-        await engine.dispose()
+        engine.dispose()

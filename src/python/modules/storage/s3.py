@@ -5,6 +5,7 @@ import base64
 import functools
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import boto3
@@ -130,3 +131,20 @@ def ensure_bucket(client: "S3Client", bucket: str) -> bool:
             return False
         raise
     return True
+
+
+def sign_artifact_url(settings: Settings, bucket: str, key: str) -> tuple[str, datetime]:
+    """presign_get, with the time the URL stops working (for API bodies)."""
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.artifact_url_expiry_s)
+    return presign_get(settings, bucket, key), expires_at
+
+
+class S3ArtifactStore:
+    """Where a job's artifacts go (modules.jobs.execution.ArtifactStore): one bucket."""
+
+    def __init__(self, client: "S3Client", bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        return put_artifact(self.client, self.bucket, key, data, content_type)

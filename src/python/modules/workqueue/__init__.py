@@ -6,6 +6,8 @@ messages Redis lost are made up by the reconciler, which sends one per queued jo
 waiting (modules.jobs.reconcile).
 """
 
+from typing import Any
+
 from celery import Celery
 
 QUEUE = "forge"
@@ -43,4 +45,5 @@ class TokenQueue:
     def waiting(self) -> int:
         with self._app.connection_for_write() as connection:
             # Declaring an existing queue is harmless, and an absent one has no messages.
-            return int(connection.default_channel.queue_declare(QUEUE).message_count)
+            channel: Any = connection.default_channel  # kombu's typing stops at StdChannel
+            return int(channel.queue_declare(QUEUE).message_count)

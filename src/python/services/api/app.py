@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_attempts=settings.job_max_attempts,
             queue=TokenQueue(producer),
             sign=partial(sign_artifact_url, settings),
-            on_submitted=job_metrics.observe_submitted,
+            on_submitted=job_metrics.observe_job_submitted,
         )
         try:
             yield

@@ -19,7 +19,7 @@ class JobsContext:
     max_attempts: int
     queue: TokenQueue
     sign: Signer
-    on_submitted: Callable[[str], None]  # the model's name, for metrics
+    on_submitted: Callable[[str], None]  # the model (name@version), for metrics
 
 
 async def _readiness(request: Request) -> ReadinessChecker:

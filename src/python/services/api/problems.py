@@ -70,7 +70,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     # The offending input is left out on purpose: it can be large or secret.
     errors = [
         FieldError(
-            loc=list(error["loc"]), msg=error["msg"], type=error["type"], pointer=_pointer(error["loc"])
+            loc=list(error["loc"]),
+            msg=error["msg"],
+            type=error["type"],
+            pointer=_pointer(error["loc"]),
         )
         for error in exc.errors()
     ]

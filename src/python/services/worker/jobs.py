@@ -7,6 +7,7 @@ import socket
 from sqlalchemy.orm import sessionmaker
 
 from modules.jobs.execution import Executor
+from modules.observability import job_metrics
 from modules.runners.registry import get_runner
 from modules.settings import Settings
 from modules.storage.s3 import S3ArtifactStore, make_s3_client
@@ -32,6 +33,15 @@ def executor() -> Executor:
         owner = f"{socket.gethostname()}:{os.getpid()}"
         _executor = (
             os.getpid(),
-            Executor(sessions, store, get_runner, owner=owner, lease_s=settings.job_lease_s),
+            Executor(
+                sessions,
+                store,
+                get_runner,
+                owner=owner,
+                lease_s=settings.job_lease_s,
+                on_step_done=lambda claim, step, seconds: job_metrics.observe_step_finished(
+                    claim.model, step, seconds
+                ),
+            ),
         )
     return _executor[1]

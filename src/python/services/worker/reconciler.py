@@ -29,8 +29,7 @@ class Reconciler:
     def run_once(self) -> Pass:
         result = reconcile(self._sessions, self._queue)
         if result.acted:
-            for model, count in result.queued.items():
-                job_metrics.set_queued(model, count)
+            job_metrics.set_jobs_queued(result.queued)
         if result.sent or result.taken_back:
             logger.info(
                 "reconciled: sent %d messages; jobs taken back: %s",
@@ -67,8 +66,12 @@ def serve(settings: Settings) -> int:
     reconciler = Reconciler(settings)
     host, port = settings.worker_metrics_host, settings.reconciler_metrics_port
     server = endpoint.serve(host, port, reconciler.readiness)
-    logger.info("reconciling every %gs; /healthz, /readyz and /metrics on http://%s:%d",
-                settings.reconcile_interval_s, host, server.server_port)
+    logger.info(
+        "reconciling every %gs; /healthz, /readyz and /metrics on http://%s:%d",
+        settings.reconcile_interval_s,
+        host,
+        server.server_port,
+    )
     stop = threading.Event()
     try:
         reconciler.run_forever(stop)

@@ -2,12 +2,15 @@
 
 import logging
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task, shared_task
 
 from modules.buildinfo import GIT_REVISION, VERSION
+from modules.jobs.execution import Outcome
 from modules.observability import job_metrics
+from modules.persistence.statuses import JobStatus
 from modules.workqueue import RUN_JOB
 from services.worker import database, jobs
 
@@ -16,8 +19,8 @@ PING = "health.ping"
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name=RUN_JOB, ignore_result=True)
-def run_job() -> None:
+@shared_task(name=RUN_JOB, bind=True, ignore_result=True)
+def run_job(self: Task[[], None]) -> None:
     """Claim the best queued job, if any, and run it. The message names no job
     (modules.workqueue), so a duplicate or redelivered one finds nothing left to do."""
     executor = jobs.executor()
@@ -25,9 +28,11 @@ def run_job() -> None:
     if claim is None:
         return
     logger.info("job %s: attempt %d of %s", claim.job_id, claim.attempt, claim.model)
-    with job_metrics.in_flight():
+    with job_metrics.job_in_flight(self.request.hostname or "unknown"):
         finished = executor.run(claim)
-    job_metrics.observe_job_finished(claim.model, finished.outcome, finished.seconds)
+    if finished.outcome in {Outcome.SUCCEEDED, Outcome.FAILED, Outcome.CANCELED}:
+        since_submission = (datetime.now(UTC) - claim.submitted_at).total_seconds()
+        job_metrics.observe_job_finished(claim.model, JobStatus(finished.outcome), since_submission)
     logger.info("job %s: %s after %.1f s", claim.job_id, finished.outcome, finished.seconds)
 
 

@@ -2,11 +2,11 @@
 
 import logging
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
+from celery.exceptions import OperationalError
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from kombu.exceptions import OperationalError
 
 from modules.jobs import cancel as cancel_module
 from modules.jobs import events, reads, submission
@@ -28,7 +28,9 @@ MAX_PAGE = 100
 MAX_EVENT_SEQ = 2**31 - 1
 IDEMPOTENCY_KEY_MAX = 255
 
-_NOT_FOUND = {404: {"model": Problem, "description": "No such job."}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such job."}
+}
 
 
 @router.post(
@@ -73,7 +75,9 @@ async def create_job(
         )
         await session.commit()
     except ModelNotFound as error:
-        raise HTTPException(404, f"No model {error.reference!r}: GET /v1/models lists them.")
+        raise HTTPException(
+            404, f"No model {error.reference!r}: GET /v1/models lists them."
+        ) from None
     except submission.InvalidInput as error:
         raise _invalid_input(error) from None
     except submission.IdempotencyConflict:
@@ -89,7 +93,7 @@ async def create_job(
         # After the commit, and after the response: if Redis is down the job still runs, once the
         # reconciler sends its message.
         background.add_task(_enqueue, config, accepted.job_id)
-        config.on_submitted(view.model.name)
+        config.on_submitted(f"{view.model.name}@{view.model.version}")
     response.headers["Location"] = str(request.url_for("get_job", job_id=accepted.job_id))
     return job_out(view, request, config.sign)
 
@@ -98,7 +102,9 @@ async def _enqueue(config: JobsContext, job_id: uuid.UUID) -> None:
     try:
         await run_in_threadpool(config.queue.send)
     except (OperationalError, OSError) as error:
-        logger.warning("job %s queued without a message (the reconciler sends it): %s", job_id, error)
+        logger.warning(
+            "job %s queued without a message (the reconciler sends it): %s", job_id, error
+        )
 
 
 @router.get("", summary="List jobs, newest first")
@@ -187,7 +193,10 @@ async def list_job_artifacts(
 def _invalid_input(error: submission.InvalidInput) -> ProblemError:
     errors = [
         FieldError(
-            loc=["body", *e.pointer.split("/")[1:]], msg=e.message, type="input_schema", pointer=e.pointer
+            loc=["body", *e.pointer.split("/")[1:]],
+            msg=e.message,
+            type="input_schema",
+            pointer=e.pointer,
         )
         for e in error.errors
     ]

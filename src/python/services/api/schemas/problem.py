@@ -10,7 +10,8 @@ class FieldError(BaseModel):
     msg: str = Field(description="What is wrong with it.")
     type: str = Field(description="Machine-readable error kind.")
     pointer: str | None = Field(
-        None, description="For a value in the body: its JSON pointer (RFC 6901), e.g. `/input/seed`."
+        None,
+        description="For a value in the body: its JSON pointer (RFC 6901), e.g. `/input/seed`.",
     )
 
 

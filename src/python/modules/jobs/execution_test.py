@@ -1,0 +1,178 @@
+"""The executor with the stub runner, PostgreSQL and an S3 server over HTTP."""
+
+import hashlib
+import threading
+import time
+import uuid
+
+import pytest
+from pydantic import AnyHttpUrl
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from modules.jobs import cancel, events, submission
+from modules.jobs.execution import Executor, Outcome
+from modules.persistence.base import JsonValue
+from modules.persistence.models import Artifact, Job, Model, Step
+from modules.persistence.statuses import JobStatus, StepStatus
+from modules.runners.registry import get_runner
+from modules.settings import Settings
+from modules.storage.s3 import S3ArtifactStore, ensure_bucket, make_s3_client
+
+BUCKET = "forge-test-artifacts"
+
+
+@pytest.fixture()
+def store(s3_endpoint_url: str) -> S3ArtifactStore:
+    client = make_s3_client(Settings(s3_endpoint_url=AnyHttpUrl(s3_endpoint_url)))
+    ensure_bucket(client, BUCKET)
+    return S3ArtifactStore(client, BUCKET)
+
+
+@pytest.fixture()
+def executor(sessions: sessionmaker[Session], store: S3ArtifactStore) -> Executor:
+    return Executor(sessions, store, get_runner, owner="test-worker", lease_s=3, poll_s=0.1)
+
+
+def _submit(sessions: sessionmaker[Session], **input: JsonValue) -> uuid.UUID:
+    with sessions() as session, session.begin():
+        body = submission.Submission("stub-test", {"prompt": "a red fox", **input})
+        return submission.submit(session, body, max_attempts=3).job_id
+
+
+def _job(
+    sessions: sessionmaker[Session], job_id: uuid.UUID
+) -> tuple[Job, list[Step], list[Artifact]]:
+    with sessions() as session:
+        job = session.get_one(Job, job_id)
+        steps = list(
+            session.scalars(select(Step).where(Step.job_id == job_id).order_by(Step.position))
+        )
+        artifacts = list(session.scalars(select(Artifact).where(Artifact.job_id == job_id)))
+        return job, steps, artifacts
+
+
+def _types(sessions: sessionmaker[Session], job_id: uuid.UUID) -> list[str]:
+    with sessions() as session:
+        return [event.type for event in events.page(session, job_id, 0, 1000)]
+
+
+def test_a_job_runs_its_steps_and_stores_its_artifacts(
+    sessions: sessionmaker[Session], model: Model, executor: Executor, store: S3ArtifactStore
+) -> None:
+    job_id = _submit(sessions)
+    claim = executor.claim_next()
+    assert claim is not None
+    assert claim.job_id == job_id
+    assert executor.run(claim).outcome == Outcome.SUCCEEDED
+
+    job, steps, artifacts = _job(sessions, job_id)
+    assert (job.status, job.attempts, job.lease_owner, job.error) == ("succeeded", 1, None, None)
+    assert [(s.name, s.status, s.attempts) for s in steps] == [
+        ("prepare", "succeeded", 1),
+        ("render", "succeeded", 1),
+        ("describe", "succeeded", 1),
+    ]
+    for artifact in artifacts:
+        body = store.client.get_object(Bucket=BUCKET, Key=artifact.key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == artifact.sha256
+        assert artifact.key.startswith(f"jobs/{job_id}/")
+    assert sorted(a.name for a in artifacts) == ["image.png", "manifest.json"]
+    types = _types(sessions, job_id)
+    assert types[:3] == ["job.queued", "job.started", "step.started"]
+    assert types[-1] == "job.succeeded"
+    assert types.count("artifact.stored") == 2
+    assert "step.progress" in types
+
+
+def test_a_running_job_is_canceled_by_its_worker(
+    sessions: sessionmaker[Session], model: Model, executor: Executor
+) -> None:
+    job_id = _submit(sessions, step_duration_s=30)
+    claim = executor.claim_next()
+    assert claim is not None
+
+    def cancel_when_running() -> None:
+        while _job(sessions, job_id)[1] == [] or _job(sessions, job_id)[1][0].status != "running":
+            time.sleep(0.05)
+        with sessions() as session, session.begin():
+            cancel.cancel(session, job_id)
+
+    canceler = threading.Thread(target=cancel_when_running)
+    canceler.start()
+    finished = executor.run(claim)
+    canceler.join()
+    assert finished.outcome == Outcome.CANCELED
+    job, steps, _ = _job(sessions, job_id)
+    assert job.status == JobStatus.CANCELED
+    assert job.lease_owner is None
+    assert [s.status for s in steps] == [StepStatus.CANCELED] * 3
+    assert _types(sessions, job_id)[-3:] == ["job.canceling", "step.canceled", "job.canceled"]
+
+
+def test_a_failing_step_fails_the_job_with_its_error(
+    sessions: sessionmaker[Session], model: Model, executor: Executor
+) -> None:
+    job_id = _submit(sessions, fail_at_step=1)
+    claim = executor.claim_next()
+    assert claim is not None
+    assert executor.run(claim).outcome == Outcome.FAILED
+    job, steps, _ = _job(sessions, job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None
+    assert (job.error["type"], job.error["step"]) == ("step_failed", "render")
+    assert [s.status for s in steps] == ["succeeded", "failed", "canceled"]
+
+
+def test_a_job_taken_back_from_a_stalled_worker_resumes_at_its_first_unfinished_step(
+    sessions: sessionmaker[Session], model: Model, executor: Executor, store: S3ArtifactStore
+) -> None:
+    job_id = _submit(sessions, step_duration_s=1)
+    stalled = executor.claim_next()
+    assert stalled is not None
+    outcome: list[Outcome] = []
+    first = threading.Thread(target=lambda: outcome.append(executor.run(stalled).outcome))
+    first.start()
+    while _job(sessions, job_id)[1] == [] or _job(sessions, job_id)[1][0].status != "succeeded":
+        time.sleep(0.05)
+    # The reconciler takes the job back as if the worker's lease had run out.
+    with sessions() as session, session.begin():
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status="queued", lease_owner=None, lease_expires_at=None)
+        )
+    first.join()
+    assert outcome == [Outcome.LOST]
+
+    other = Executor(sessions, store, get_runner, owner="other", lease_s=3, poll_s=0.1)
+    claim = other.claim_next()
+    assert claim is not None
+    assert claim.attempt == 2
+    assert other.run(claim).outcome == Outcome.SUCCEEDED
+    job, steps, artifacts = _job(sessions, job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    assert steps[0].attempts == 1  # not run again
+    assert sorted(a.name for a in artifacts) == ["image.png", "manifest.json"]  # not duplicated
+
+
+def test_a_storage_outage_gives_the_job_back_for_another_attempt(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    dead = make_s3_client(Settings(s3_endpoint_url=AnyHttpUrl("http://127.0.0.1:9")), timeout_s=1)
+    executor = Executor(sessions, S3ArtifactStore(dead, BUCKET), get_runner, owner="w", lease_s=3)
+    job_id = _submit(sessions)
+    claim = executor.claim_next()
+    assert claim is not None
+    assert executor.run(claim).outcome == Outcome.RELEASED
+    job, steps, _ = _job(sessions, job_id)
+    assert (job.status, job.attempts, job.lease_owner) == (JobStatus.QUEUED, 1, None)
+    assert steps[1].status == StepStatus.FAILED
+    assert steps[1].error is not None
+    assert _types(sessions, job_id)[-1] == "job.requeued"
+
+
+def test_nothing_queued_means_nothing_claimed(
+    sessions: sessionmaker[Session], model: Model, executor: Executor
+) -> None:
+    assert executor.claim_next() is None
