@@ -18,14 +18,14 @@ def make_celery(name: str, broker_url: str, **config: object) -> Celery:
     """A Celery app speaking Forge's message format: JSON only (a message can carry data, never
     code), every message on Forge's queue."""
     app = Celery(name, broker=broker_url, set_as_current=False)
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        task_default_queue=QUEUE,
-        task_ignore_result=True,
-        **config,
-    )
+    defaults: dict[str, object] = {
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": QUEUE,
+        "task_ignore_result": True,
+    }
+    app.conf.update({**defaults, **config})
     return app
 
 

@@ -46,9 +46,19 @@ def test_spec_describes_the_operations() -> None:
         ("/healthz", "get"): "get_health",
         ("/readyz", "get"): "get_readiness",
         ("/metrics", "get"): "get_metrics",
+        ("/v1/models", "get"): "list_models",
+        ("/v1/models/{name}", "get"): "get_model",
+        ("/v1/jobs", "get"): "list_jobs",
+        ("/v1/jobs", "post"): "create_job",
+        ("/v1/jobs/{job_id}", "get"): "get_job",
+        ("/v1/jobs/{job_id}/cancel", "post"): "cancel_job",
+        ("/v1/jobs/{job_id}/events", "get"): "list_job_events",
+        ("/v1/jobs/{job_id}/artifacts", "get"): "list_job_artifacts",
     }
-    for operation in operations.values():
-        assert operation["tags"] == ["operations"]
+    for (path, _), operation in operations.items():
+        assert operation["tags"] == [
+            path.split("/")[2] if path.startswith("/v1/") else "operations"
+        ]
         assert operation["responses"]["500"]["content"] == {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         }

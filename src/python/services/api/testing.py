@@ -40,4 +40,5 @@ class ApiProcess:
         assert any(line["msg"].startswith("Finished server process") for line in self.log_lines())
 
     def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+        # "\n" only: splitlines() would also split at characters JSON strings may hold (U+2028).
+        return [json.loads(line) for line in self.log_path.read_text().split("\n") if line]

@@ -7,7 +7,6 @@ import socket
 from sqlalchemy.orm import sessionmaker
 
 from modules.jobs.execution import Executor
-from modules.observability import job_metrics
 from modules.runners.registry import get_runner
 from modules.settings import Settings
 from modules.storage.s3 import S3ArtifactStore, make_s3_client
@@ -28,6 +27,8 @@ def executor() -> Executor:
         if _settings is None:
             raise RuntimeError("jobs.configure() has not run in this process")
         settings = _settings
+        from modules.observability import job_metrics  # see tasks.run_job
+
         sessions = sessionmaker(database.engine(), expire_on_commit=False)
         store = S3ArtifactStore(make_s3_client(settings), settings.s3_bucket)
         owner = f"{socket.gethostname()}:{os.getpid()}"

@@ -20,6 +20,7 @@ import redis
 from celery import Celery, shared_task
 
 from modules.buildinfo import VERSION
+from modules.workqueue import make_celery
 from services.worker.testing import CLI, WorkerProcess
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ def worker(
             env=process.env,
             metrics_url=f"{process.base_url}/metrics",
             stdout=process.stdout,
-            client=Celery("test-client", broker=broker_url, backend=backend_url),
+            client=make_celery(
+                "test-client", broker_url, result_backend=backend_url, task_ignore_result=False
+            ),
             redis_url=backend_url,
         )
     finally:

@@ -9,7 +9,6 @@ from celery import Task, shared_task
 
 from modules.buildinfo import GIT_REVISION, VERSION
 from modules.jobs.execution import Outcome
-from modules.observability import job_metrics
 from modules.persistence.statuses import JobStatus
 from modules.workqueue import RUN_JOB
 from services.worker import database, jobs
@@ -23,6 +22,10 @@ logger = logging.getLogger(__name__)
 def run_job(self: Task[[], None]) -> None:
     """Claim the best queued job, if any, and run it. The message names no job
     (modules.workqueue), so a duplicate or redelivered one finds nothing left to do."""
+    # Imported here, in the pool process: metrics are created on import, which must come after
+    # the worker set up multiprocess mode (services.worker.main).
+    from modules.observability import job_metrics
+
     executor = jobs.executor()
     claim = executor.claim_next()
     if claim is None:

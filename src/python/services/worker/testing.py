@@ -56,4 +56,5 @@ class WorkerProcess:
         self.log_lines()
 
     def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout.read_text().splitlines()]
+        # "\n" only: splitlines() would also split at characters JSON strings may hold (U+2028).
+        return [json.loads(line) for line in self.stdout.read_text().split("\n") if line]

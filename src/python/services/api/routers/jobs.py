@@ -31,6 +31,16 @@ IDEMPOTENCY_KEY_MAX = 255
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such job."}
 }
+# OpenAPI links from a job body to what can be done with it next (schemathesis follows them).
+_JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in [
+        ("GetJob", "get_job"),
+        ("CancelJob", "cancel_job"),
+        ("ListJobEvents", "list_job_events"),
+        ("ListJobArtifacts", "list_job_artifacts"),
+    ]
+}
 
 
 @router.post(
@@ -39,8 +49,11 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     summary="Submit a job",
     response_description="Accepted: the job is queued. `Location` is its URL.",
     responses={
+        400: {"model": Problem, "description": "The body is not JSON."},
+        202: {"links": _JOB_LINKS},
         200: {
             "model": JobOut,
+            "links": _JOB_LINKS,
             "description": "A replay of an earlier request with the same `Idempotency-Key` and "
             "body: the original job (`Idempotent-Replayed: true`).",
         },
@@ -107,7 +120,11 @@ async def _enqueue(config: JobsContext, job_id: uuid.UUID) -> None:
         )
 
 
-@router.get("", summary="List jobs, newest first")
+@router.get(
+    "",
+    summary="List jobs, newest first",
+    responses={400: {"model": Problem, "description": "A cursor this API did not return."}},
+)
 async def list_jobs(
     request: Request,
     session: DatabaseSession,
@@ -129,7 +146,7 @@ async def list_jobs(
     return JobList(data=[job_out(view, request, config.sign) for view in page.jobs], next=next_url)
 
 
-@router.get("/{job_id}", summary="Get a job", responses=_NOT_FOUND)
+@router.get("/{job_id}", summary="Get a job", responses={**_NOT_FOUND, 200: {"links": _JOB_LINKS}})
 async def get_job(
     job_id: uuid.UUID, request: Request, session: DatabaseSession, config: JobsConfig
 ) -> JobOut:
