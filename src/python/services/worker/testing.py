@@ -2,9 +2,12 @@
 need the worker as it runs in production."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +23,23 @@ ENDPOINT = r"/healthz, /readyz and /metrics on http://127\.0\.0\.1:(\d+)"
 
 class WorkerProcess:
     """Starts the worker CLI with `env` on top of this process's environment and returns once
-    its /readyz answers 200. `preamble` runs first (e.g. importing a module of test tasks)."""
+    its /readyz answers 200. `preamble` runs first (e.g. importing a module of test tasks);
+    `args` are the CLI's (`["reconcile"]`: the reconciler, whose endpoint is logged alike)."""
 
-    def __init__(self, stdout: Path, preamble: str = "", **env: str) -> None:
-        self.env = python_subprocess_env(FORGE_WORKER_METRICS_PORT="0", **env)
+    def __init__(
+        self, stdout: Path, preamble: str = "", args: Sequence[str] = (), **env: str
+    ) -> None:
+        self.env = python_subprocess_env(
+            FORGE_WORKER_METRICS_PORT="0", FORGE_RECONCILER_METRICS_PORT="0", **env
+        )
         self.stdout = stdout
         with stdout.open("wb") as out:
+            # Its own process group: kill() reaches the pool processes too.
             self.process = subprocess.Popen(
-                [sys.executable, "-c", f"{preamble}\n{CLI}"], env=self.env, stdout=out
+                [sys.executable, "-c", f"{preamble}\n{CLI}", *args],
+                env=self.env,
+                stdout=out,
+                start_new_session=True,
             )
         port = wait_for_reported_port(self.process, stdout, ENDPOINT, 30)
         self.base_url = f"http://127.0.0.1:{port}"
@@ -54,6 +66,12 @@ class WorkerProcess:
             self.process.kill()  # only if it did not stop (a no-op once it exited)
         assert exit_code == 0
         self.log_lines()
+
+    def kill(self) -> None:
+        """SIGKILL to the worker and its pool processes at once, as when its host dies: no
+        task is finished or handed back."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
 
     def log_lines(self) -> list[dict[str, Any]]:
         # "\n" only: splitlines() would also split at characters JSON strings may hold (U+2028).

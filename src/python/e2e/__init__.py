@@ -1,0 +1,1 @@
+"""End-to-end acceptance tests: Forge over HTTP, with every process real."""

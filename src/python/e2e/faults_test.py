@@ -1,0 +1,70 @@
+"""No job is lost or run twice when Redis or a worker dies: PostgreSQL is the truth, the
+reconciler makes up lost messages and takes back jobs whose worker's lease ran out."""
+
+import time
+from collections import Counter
+
+from modules.testing.stack import RECONCILE_INTERVAL_S, ForgeStack
+
+
+def test_a_job_submitted_while_redis_is_down_runs_once_redis_is_back(
+    forge_stack: ForgeStack,
+) -> None:
+    with forge_stack.client() as client:
+        forge_stack.redis.kill()
+        try:
+            job = forge_stack.submit(client, prompt="submitted without a broker")
+            # Several reconciler passes: none can send its message, nobody runs it.
+            time.sleep(4 * RECONCILE_INTERVAL_S)
+            assert client.get(job["urls"]["self"]).json()["status"] == "queued"
+        finally:
+            # Empty, as a Redis that lost its data: the submission's message is gone for good.
+            forge_stack.redis.start()
+        done = forge_stack.wait_for_job(client, job["id"], timeout_s=90)
+    assert done["status"] == "succeeded", done
+    assert done["attempts"] == 1
+
+
+def test_a_job_whose_worker_is_killed_finishes_once_without_rerunning_finished_steps(
+    forge_stack: ForgeStack,
+) -> None:
+    with forge_stack.client() as client:
+        job = forge_stack.submit(client, prompt="survives its worker", step_duration_s=2)
+        # Killed in the last step, after the image was stored.
+        forge_stack.wait_for_job(
+            client,
+            job["id"],
+            lambda job: job["steps"] and job["steps"][2]["status"] == "running",
+            timeout_s=60,
+        )
+        forge_stack.kill_worker()
+        killed_at = time.monotonic()
+        forge_stack.start_worker()  # as an orchestrator replaces a dead worker
+        done = forge_stack.wait_for_job(client, job["id"], timeout_s=90)
+        print(f"job finished {time.monotonic() - killed_at:.1f} s after its worker was killed")
+        events = forge_stack.events(client, job["id"])
+
+    assert done["status"] == "succeeded", done
+    assert done["attempts"] == 2
+    # The steps that had succeeded ran once; the interrupted one ran again.
+    assert [(step["name"], step["attempts"]) for step in done["steps"]] == [
+        ("prepare", 1),
+        ("render", 1),
+        ("describe", 2),
+    ]
+    kinds = Counter(event["type"] for event in events)
+    assert kinds["job.started"] == 2
+    assert kinds["job.requeued"] == 1
+    assert kinds["job.succeeded"] == 1
+    started = Counter(event["payload"]["step"] for event in events if event["type"] == "step.started")
+    assert started == {"prepare": 1, "render": 1, "describe": 2}
+    (requeued,) = (event for event in events if event["type"] == "job.requeued")
+    assert "lease expired" in requeued["payload"]["reason"]
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+
+    # One row and one object per artifact, however often its step ran.
+    assert sorted(artifact["name"] for artifact in done["output"]) == ["image.png", "manifest.json"]
+    assert forge_stack.stored_keys(f"jobs/{job['id']}/") == [
+        f"jobs/{job['id']}/1/image.png",
+        f"jobs/{job['id']}/2/manifest.json",
+    ]
