@@ -56,10 +56,15 @@ def list_jobs(
     if status is not None:
         query = query.where(Job.status == status)
     if model is not None:
+        # On jobs.model_id, not on the joined models row: a condition on the models row lets the
+        # planner only filter a newest-first scan of all jobs, which reads every other model's
+        # jobs in between; `model_id = (SELECT ...)` reads the model's index range and no more.
         name, _, version = model.partition("@")
-        query = query.where(Model.name == name)
+        ids = select(Model.id).where(Model.name == name)
         if version:
-            query = query.where(Model.version == version)
+            query = query.where(Job.model_id == ids.where(Model.version == version).scalar_subquery())
+        else:
+            query = query.where(Job.model_id.in_(ids))
     if cursor is not None:
         created_at, job_id = decode_cursor(cursor)
         query = query.where(tuple_(Job.created_at, Job.id) < tuple_(created_at, job_id))
