@@ -77,7 +77,7 @@ lock: ## Regenerate lockfiles after editing 3rdparty/python/*requirements.txt
 # --- Local processes -----------------------------------------------------------------------
 
 .PHONY: dev
-dev: ## api + worker + an S3 server as local processes, settings from dev.env; Ctrl-C stops
+dev: ## api, worker, reconciler, an S3 server as local processes (dev.env); Ctrl-C stops
 	$(PANTS) package src/python/devtools:dev
 	@# Run outside Pants: Ctrl-C reaches only the supervisor (which stops its processes and
 	@# exits 0), and Pants stays free for other shells. The PEX finds CPython 3.12 on PATH or

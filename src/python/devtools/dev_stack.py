@@ -1,8 +1,9 @@
-"""`make dev`: the api and the worker as local processes, against the local PostgreSQL and Redis
-and an S3 server (moto's) started here, all with the settings of one file (dev.env).
+"""`make dev`: the api, the worker and the reconciler as local processes, against the local
+PostgreSQL and Redis and an S3 server (moto's) started here, all with the settings of one file
+(dev.env).
 
-In order: create the database if it is missing, start the S3 server, migrate to head, create
-the bucket, then start the api and the worker. Their JSON log lines are interleaved on stdout
+In order: create the database if it is missing, start the S3 server, migrate to head, sync the
+models, create the bucket, then start the api, the reconciler and the worker. Their JSON log lines are interleaved on stdout
 (the S3 server's plain lines are wrapped as JSON too). Ctrl-C (or SIGTERM) stops everything;
 if one process ends by itself, the others are stopped and the exit status is 1.
 """
@@ -125,7 +126,7 @@ class Stack:
         return process
 
     def run(self, service: str, args: Sequence[str]) -> None:
-        """A one-shot (migrate, init-storage): it must exit 0."""
+        """A one-shot (migrate, sync-models, init-storage): it must exit 0."""
         code = self.start(service, args).wait()
         del self.processes[service]
         if code != 0:
@@ -184,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         s3_port = str(urlsplit(settings["FORGE_S3_ENDPOINT_URL"]).port or 80)
         stack.start("s3", ["-m", s3_server.__name__, s3_port])
         stack.run("migrate", ["-m", "services.api.main", "migrate", "upgrade", "head"])
+        stack.run("sync-models", ["-m", "services.api.main", "sync-models"])
         stack.run("init-storage", ["-m", "services.api.main", "init-storage"])
         stack.start("api", ["-m", "services.api.main"])
+        stack.start("reconciler", ["-c", WORKER, "reconcile"])
         stack.start("worker", ["-c", WORKER])
         host = settings.get("FORGE_API_HOST", "127.0.0.1")
         api = f"http://{host}:{settings.get('FORGE_API_PORT', '8000')}"
