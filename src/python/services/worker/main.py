@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -38,9 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.command == "ping":
         return _ping(options.timeout)
     if options.command == "reconcile":
-        from services.worker import reconciler
-
-        return reconciler.serve(settings)
+        return _reconcile()
     return _run_worker()
 
 
@@ -72,6 +71,18 @@ def _ping(timeout: float) -> int:
     if reply.get("database") != "ok":  # e.g. a worker started with another FORGE_DATABASE_URL
         return _fail(f"ping: the worker answered, but its database is {reply.get('database')}")
     return 0
+
+
+def _reconcile() -> int:
+    from modules.observability.logs import configure_logging
+    from services.worker import reconciler
+
+    # No Celery worker starts here, so Celery's setup_logging signal never configures logging.
+    configure_logging("reconciler", settings.log_level)
+    # SIGTERM (docker stop, an orchestrator) stops it as Ctrl-C does: the loop ends, the endpoint
+    # closes, exit 0. Without a handler, as PID 1 in a container it would ignore SIGTERM.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    return reconciler.serve(settings)
 
 
 def _run_worker() -> int:
