@@ -78,17 +78,29 @@ class ForgeStack:
             assert result.returncode == 0, f"{command} failed:\n{result.stderr}"
 
     def start(self) -> None:
-        self.start_api()
-        self.start_reconciler()
-        self.start_worker()
+        try:
+            self.start_api()
+            self.start_reconciler()
+            self.start_worker()
+        except BaseException:  # pytest.fail() too: what did start stops again
+            self.stop()
+            raise
 
     def stop(self) -> None:
-        for process in (self.worker, self.reconciler):
-            if process is not None and process.process.poll() is None:
-                process.process.terminate()
-                process.process.wait(timeout=30)
+        """SIGTERM to each process; SIGKILL to whatever has not exited 30 s later."""
+        for worker in (self.worker, self.reconciler):
+            if worker is not None and worker.process.poll() is None:
+                worker.process.terminate()
+                try:
+                    worker.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
         if self.api is not None and self.api.process.poll() is None:
-            self.api.stop()
+            self.api.process.terminate()
+            try:
+                self.api.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.api.process.kill()
 
     def start_api(self) -> None:
         self.api = ApiProcess(self._log_directory("api"), **self.env)

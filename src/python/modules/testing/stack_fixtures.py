@@ -47,7 +47,7 @@ def forge_stack(
         bucket=f"forge-e2e-{database}".replace("_", "-"),
     )
     stack.prepare()
-    stack.start()
+    stack.start()  # stops what it started if it fails
     try:
         yield stack
     finally:

@@ -27,8 +27,13 @@ class ApiProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.port = wait_for_reported_port(self.process, self.log_path, LISTENING, 30)
-        wait_for_port("127.0.0.1", self.port, 30, self.process)
+        try:
+            self.port = wait_for_reported_port(self.process, self.log_path, LISTENING, 30)
+            wait_for_port("127.0.0.1", self.port, 30, self.process)
+        except BaseException:  # pytest.fail() too: no server outlives a failed start
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:

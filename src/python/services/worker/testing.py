@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,13 @@ class WorkerProcess:
                 stdout=out,
                 start_new_session=True,
             )
-        port = wait_for_reported_port(self.process, stdout, ENDPOINT, 30)
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.wait_for_readyz(200, 30)
+        try:
+            port = wait_for_reported_port(self.process, stdout, ENDPOINT, 30)
+            self.base_url = f"http://127.0.0.1:{port}"
+            self.wait_for_readyz(200, 30)
+        except BaseException:  # pytest.fail() too: no process outlives a failed start
+            self.kill()
+            raise
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.base_url}{path}", timeout=30)
@@ -70,7 +75,8 @@ class WorkerProcess:
     def kill(self) -> None:
         """SIGKILL to the worker and its pool processes at once, as when its host dies: no
         task is finished or handed back."""
-        os.killpg(self.process.pid, signal.SIGKILL)
+        with suppress(ProcessLookupError):  # every process of the group has exited
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def log_lines(self) -> list[dict[str, Any]]:
