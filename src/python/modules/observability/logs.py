@@ -52,7 +52,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             entry["traceback"] = "".join(traceback.format_exception(*record.exc_info))
-        return orjson.dumps(entry, default=str).decode()
+        # Extras may be keyed by enums or numbers (e.g. counts per status): a log line must
+        # never fail to render.
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
     def _timestamp(self, created: float) -> str:
         """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
