@@ -70,7 +70,7 @@ def test_a_job_runs_and_its_png_downloads_through_the_presigned_url(
         assert len(png) == image["size_bytes"]
         assert Image.open(io.BytesIO(png)).size == (96, 64)
         manifest = httpx.get(by_name["manifest.json"]["url"], timeout=30).raise_for_status().json()
-        assert manifest["sha256"] == image["sha256"]
+        assert manifest["image"]["sha256"] == image["sha256"]
 
         events = forge_stack.events(client, job["id"])
         assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
