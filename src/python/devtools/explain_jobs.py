@@ -137,9 +137,7 @@ def _explain(engine: Engine, options: dict[str, Any]) -> str:
     others load the page's steps and artifacts)."""
     statements: list[tuple[str, Any]] = []
 
-    def capture(
-        conn: Connection, cursor: Any, statement: str, parameters: Any, *_: Any
-    ) -> None:
+    def capture(conn: Connection, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         statements.append((statement, parameters))
 
     with Session(engine) as session:

@@ -56,7 +56,9 @@ def test_a_job_whose_worker_is_killed_finishes_once_without_rerunning_finished_s
     assert kinds["job.started"] == 2
     assert kinds["job.requeued"] == 1
     assert kinds["job.succeeded"] == 1
-    started = Counter(event["payload"]["step"] for event in events if event["type"] == "step.started")
+    started = Counter(
+        event["payload"]["step"] for event in events if event["type"] == "step.started"
+    )
     assert started == {"prepare": 1, "render": 1, "describe": 2}
     (requeued,) = (event for event in events if event["type"] == "job.requeued")
     assert "lease expired" in requeued["payload"]["reason"]

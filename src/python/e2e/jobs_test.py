@@ -29,7 +29,10 @@ def test_a_job_runs_and_its_png_downloads_through_the_presigned_url(
     with forge_stack.client() as client:
         response = client.post(
             "/v1/jobs",
-            json={"model": "stub-image", "input": {"prompt": "a red fox", "width": 96, "height": 64}},
+            json={
+                "model": "stub-image",
+                "input": {"prompt": "a red fox", "width": 96, "height": 64},
+            },
         )
         assert response.status_code == 202, response.text
         job = response.json()
@@ -223,7 +226,9 @@ def test_listing_pages_skip_and_repeat_nothing_while_jobs_arrive(forge_stack: Fo
     job that existed before the first page is on exactly one page, in order."""
     model = "stub-icon@1"
     with forge_stack.client() as client:
-        existing = {forge_stack.submit(client, model, prompt=f"listed {n}")["id"] for n in range(25)}
+        existing = {
+            forge_stack.submit(client, model, prompt=f"listed {n}")["id"] for n in range(25)
+        }
         stop = threading.Event()
         arrived: list[str] = []
 

@@ -62,7 +62,9 @@ def list_jobs(
         name, _, version = model.partition("@")
         ids = select(Model.id).where(Model.name == name)
         if version:
-            query = query.where(Job.model_id == ids.where(Model.version == version).scalar_subquery())
+            query = query.where(
+                Job.model_id == ids.where(Model.version == version).scalar_subquery()
+            )
         else:
             query = query.where(Job.model_id.in_(ids))
     if cursor is not None:
