@@ -20,7 +20,7 @@ import psycopg
 from alembic import command
 from psycopg import sql
 from pydantic import PostgresDsn
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ from modules.catalog.sync import sync
 from modules.jobs import reads
 from modules.persistence.engine import create_sync_database_engine
 from modules.persistence.migrate import alembic_config
+from modules.persistence.models import Model
 from modules.persistence.statuses import JobStatus
 from modules.settings import Settings
 from modules.testing.databases import libpq_url, recreate_database
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Session(engine) as session, session.begin():
             sync(session)
-            models = dict(session.execute(text("SELECT name, id FROM models")).tuples().all())
+            models = dict(session.execute(select(Model.name, Model.id)).tuples().all())
             session.execute(
                 text(FILL),
                 {"image": models["stub-image"], "icon": models["stub-icon"], "count": args.jobs},
@@ -87,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             connection.execution_options(isolation_level="AUTOCOMMIT").execute(
                 text("VACUUM ANALYZE jobs")
             )
-        print(f"{args.jobs} jobs in {DATABASE}; PostgreSQL {_server_version(engine)}")
+        out = sys.stdout
+        out.write(f"{args.jobs} jobs in {DATABASE}; PostgreSQL {_server_version(engine)}\n")
         for title, options in _cases(engine):
-            print(f"\n## {title}\n")
-            print(_explain(engine, options))
+            out.write(f"\n## {title}\n\n{_explain(engine, options)}\n")
     finally:
         engine.dispose()
         if not args.keep:
