@@ -8,6 +8,8 @@ from celery.exceptions import OperationalError
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from modules.contract.problem import FieldError, Problem
+from modules.contract.v1 import ArtifactList, EventOut, EventPage, JobCreate, JobList, JobOut
 from modules.jobs import cancel as cancel_module
 from modules.jobs import events, reads, submission
 from modules.jobs.models import ModelNotFound
@@ -15,8 +17,6 @@ from modules.persistence.statuses import JobStatus
 from services.api.dependencies import DatabaseSession, JobsConfig, JobsContext
 from services.api.presenters import artifacts_out, job_out
 from services.api.problems import ProblemError
-from services.api.schemas.problem import FieldError, Problem
-from services.api.schemas.v1 import ArtifactList, EventOut, EventPage, JobCreate, JobList, JobOut
 
 logger = logging.getLogger(__name__)
 
