@@ -1,5 +1,7 @@
 """What the clients raise: every failure is a ForgeError whose str() is one line."""
 
+from contextlib import suppress
+
 import httpx
 from pydantic import ValidationError
 
@@ -25,10 +27,8 @@ class ApiError(ForgeError):
         error of a validation problem on the same line."""
         problem = None
         if response.headers.get("content-type", "").startswith(MEDIA_TYPE):
-            try:
+            with suppress(ValidationError):  # not one after all: the status line must do
                 problem = Problem.model_validate_json(response.content)
-            except ValidationError:
-                pass
         phrase = response.reason_phrase or "Error"
         if problem is None:
             return cls(response.status_code, None, f"{response.status_code} {phrase}")
