@@ -34,6 +34,7 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     children[0].inc()
     children[1].observe(seconds)
 
+
 OPEN_STREAMS = Gauge(
     "forge_event_streams_open",
     "Job event streams (GET /v1/jobs/{id}/events as text/event-stream) open right now.",

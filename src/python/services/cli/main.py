@@ -24,10 +24,15 @@ EXIT_CHECKSUM = 65  # EX_DATAERR: a download does not match its recorded sha256
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the API is unreachable or failed (5xx)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
-EPILOG = f"""exit status: 0 done (a followed job succeeded), 1 the job failed, 3 the job was
-canceled, 2 usage error or a request the API refused (4xx), 65 a download does not match its
-sha256, 69 the API is unreachable or failed (5xx), 130 interrupted.
-The API's URL: --api-url, else ${API_URL_VARIABLE}, else {DEFAULT_API_URL}."""
+EPILOG = f"""exit status:
+  0   done (with --wait or --follow: the job succeeded)
+  1   the job failed
+  3   the job was canceled
+  2   a usage error, or a request the API refused (4xx)
+  65  a download does not match its recorded sha256
+  69  the API is unreachable or failed (5xx)
+  130 interrupted
+the API's URL: --api-url, else ${API_URL_VARIABLE}, else {DEFAULT_API_URL}"""
 
 
 def parser() -> argparse.ArgumentParser:
