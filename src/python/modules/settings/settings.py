@@ -112,6 +112,22 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="uvicorn worker processes; metrics aggregate across them."
     )
 
+    events_heartbeat_s: Seconds = Field(
+        15.0,
+        description=(
+            "How often an open event stream (GET /v1/jobs/{id}/events as text/event-stream) "
+            "sends a comment line when no event came, so proxies keep it open."
+        ),
+    )
+    events_poll_s: Seconds = Field(
+        10.0,
+        description=(
+            "How often an open event stream, or a request held by `Prefer: wait`, reads its "
+            "job although no notification came: the safety net under PostgreSQL LISTEN/NOTIFY "
+            "(and the only wake-up while the api's listening connection is being reopened)."
+        ),
+    )
+
     # --- Readiness (/readyz) ---
     readiness_database: bool = Field(
         True,

@@ -155,7 +155,13 @@ def test_an_unknown_forge_variable_is_refused_with_the_closest_setting(
 
 @pytest.mark.parametrize(
     "variable",
-    ["FORGE_TEST_DATABASE_URL", "FORGE_GIT_REVISION", "FORGE_PEX_CLI", "FORGE_VERSION"],
+    [
+        "FORGE_TEST_DATABASE_URL",
+        "FORGE_GIT_REVISION",
+        "FORGE_PEX_CLI",
+        "FORGE_VERSION",
+        "FORGE_API_URL",
+    ],
 )
 def test_variables_of_the_build_and_test_tools_are_accepted(
     monkeypatch: pytest.MonkeyPatch, variable: str

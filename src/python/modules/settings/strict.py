@@ -14,6 +14,7 @@ NOT_SETTINGS = frozenset(
     {
         "FORGE_GIT_REVISION",  # the image's revision, read by modules.buildinfo
         "FORGE_VERSION",  # the release, a Docker build argument (Makefile)
+        "FORGE_API_URL",  # where the forge CLI finds the api (services/cli), in the same shells
         # ./pants: its options, and the tool paths it exports for pants.toml.
         "FORGE_BOOTSTRAP_CACHE",
         "FORGE_PANTS_PYTHON",

@@ -19,7 +19,9 @@ from modules.settings import Settings, load_settings
 from modules.storage.s3 import make_s3_client, sign_artifact_url
 from modules.workqueue import TokenQueue, make_celery
 from services.api.dependencies import JobsContext
+from services.api.following import Follower
 from services.api.middleware import RequestLifecycleMiddleware
+from services.api.notifications import JobNotifier
 from services.api.openapi import ERROR_RESPONSES, ForgeAPI
 from services.api.problems import install_problem_handlers
 from services.api.readiness import ReadinessChecker
@@ -57,9 +59,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sign=partial(sign_artifact_url, settings),
             on_submitted=job_metrics.observe_job_submitted,
         )
+        # Its connection opens in the background and reopens after failures: the api serves
+        # (and event readers poll) while PostgreSQL is away.
+        notifier = JobNotifier(settings)
+        notifier.start()
+        app.state.follower = Follower(
+            app.state.sessions, notifier, settings.events_heartbeat_s, settings.events_poll_s
+        )
         try:
             yield
         finally:
+            await notifier.stop()
             producer.close()
             await broker.aclose()
             await engine.dispose()

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modules.workqueue import TokenQueue
+from services.api.following import Follower
 from services.api.presenters import Signer
 from services.api.readiness import ReadinessChecker
 
@@ -40,6 +41,12 @@ async def _jobs(request: Request) -> JobsContext:
     return context
 
 
+async def _follower(request: Request) -> Follower:
+    follower: Follower = request.app.state.follower
+    return follower
+
+
 Readiness = Annotated[ReadinessChecker, Depends(_readiness)]
 DatabaseSession = Annotated[AsyncSession, Depends(_session)]
 JobsConfig = Annotated[JobsContext, Depends(_jobs)]
+Following = Annotated[Follower, Depends(_follower)]

@@ -33,3 +33,16 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
         children = _children[key] = (REQUESTS.labels(*labels), REQUEST_DURATION.labels(*labels))
     children[0].inc()
     children[1].observe(seconds)
+
+
+OPEN_STREAMS = Gauge(
+    "forge_event_streams_open",
+    "Job event streams (GET /v1/jobs/{id}/events as text/event-stream) open right now.",
+    multiprocess_mode="livesum",
+)
+EVENTS_LISTENING = Gauge(
+    "forge_events_listening",
+    "1 while the api listens for new job events on PostgreSQL (in every live process); 0 "
+    "while a listening connection is being reopened and event readers fall back to polling.",
+    multiprocess_mode="livemin",
+)

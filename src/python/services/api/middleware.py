@@ -7,11 +7,11 @@ from http import HTTPStatus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modules.contract.problem import MEDIA_TYPE
 from modules.observability.logs import request_id_var
 from modules.observability.request_id import HEADER, accept_or_new
 from services.api.metrics import IN_FLIGHT, observe_request
 from services.api.problems import INTERNAL_ERROR_DETAIL, problem_body
-from services.api.schemas.problem import MEDIA_TYPE
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("services.api.access")

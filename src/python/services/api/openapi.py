@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from services.api.schemas.problem import MEDIA_TYPE, Problem
+from modules.contract.problem import MEDIA_TYPE, Problem
 
 PROBLEM_REF = "#/components/schemas/Problem"
 TAGS = [

@@ -5,9 +5,9 @@ from datetime import datetime
 
 from fastapi import Request
 
+from modules.contract.v1 import ArtifactOut, JobOut, JobUrls, ModelOut, StepOut
 from modules.jobs.reads import JobView
 from modules.persistence.models import Artifact, Model
-from services.api.schemas.v1 import ArtifactOut, JobOut, JobUrls, ModelOut, StepOut
 
 # (bucket, key) -> a presigned GET URL and when it expires
 type Signer = Callable[[str, str], tuple[str, datetime]]

@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from modules.contract.problem import MEDIA_TYPE, FieldError, Problem
 from modules.observability.logs import request_id_var
-from services.api.schemas.problem import MEDIA_TYPE, FieldError, Problem
 
 INTERNAL_ERROR_DETAIL = "An unexpected error occurred; quote the request ID when reporting it."
 

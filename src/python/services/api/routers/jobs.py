@@ -7,16 +7,18 @@ from typing import Annotated, Any
 from celery.exceptions import OperationalError
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sse_starlette import EventSourceResponse
 
+from modules.contract.problem import FieldError, Problem
+from modules.contract.v1 import ArtifactList, EventOut, EventPage, JobCreate, JobList, JobOut
 from modules.jobs import cancel as cancel_module
 from modules.jobs import events, reads, submission
 from modules.jobs.models import ModelNotFound
 from modules.persistence.statuses import JobStatus
-from services.api.dependencies import DatabaseSession, JobsConfig, JobsContext
+from services.api.dependencies import DatabaseSession, Following, JobsConfig, JobsContext
+from services.api.following import EVENT_STREAM, MAX_WAIT_S, preferred_wait, wants_stream
 from services.api.presenters import artifacts_out, job_out
 from services.api.problems import ProblemError
-from services.api.schemas.problem import FieldError, Problem
-from services.api.schemas.v1 import ArtifactList, EventOut, EventPage, JobCreate, JobList, JobOut
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,14 @@ _JOB_LINKS = {
         ("ListJobArtifacts", "list_job_artifacts"),
     ]
 }
+Prefer = Annotated[
+    str | None,
+    Header(
+        description=f"`wait=N` (1 to {MAX_WAIT_S}): hold the response until the job has ended "
+        "or N seconds have passed, then answer with the job as it is "
+        "(`Preference-Applied: wait=N`).",
+    ),
+]
 
 
 @router.post(
@@ -71,6 +81,7 @@ async def create_job(
     response: Response,
     session: DatabaseSession,
     config: JobsConfig,
+    follower: Following,
     background: BackgroundTasks,
     idempotency_key: Annotated[
         str | None,
@@ -80,6 +91,7 @@ async def create_job(
             description="Retries with the same key and body return the original job.",
         ),
     ] = None,
+    prefer: Prefer = None,
 ) -> JobOut:
     wanted = submission.Submission(body.model, body.input, idempotency_key, body.priority)
     try:
@@ -99,14 +111,23 @@ async def create_job(
         ) from None
     view = await session.run_sync(reads.get_job, accepted.job_id)
     assert view is not None
+    wait = preferred_wait(prefer)
     if accepted.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     else:
-        # After the commit, and after the response: if Redis is down the job still runs, once the
-        # reconciler sends its message.
-        background.add_task(_enqueue, config, accepted.job_id)
+        if wait is None:
+            # After the commit, and after the response: if Redis is down the job still runs,
+            # once the reconciler sends its message.
+            background.add_task(_enqueue, config, accepted.job_id)
+        else:
+            await _enqueue(config, accepted.job_id)  # now: the response waits for the job
         config.on_submitted(f"{view.model.name}@{view.model.version}")
+    if wait is not None:
+        view = await follower.hold(session, view, wait)
+        if view is None:
+            raise HTTPException(404, f"No job {accepted.job_id}.")
+        response.headers["Preference-Applied"] = f"wait={wait}"
     response.headers["Location"] = str(request.url_for("get_job", job_id=accepted.job_id))
     return job_out(view, request, config.sign)
 
@@ -148,9 +169,18 @@ async def list_jobs(
 
 @router.get("/{job_id}", summary="Get a job", responses={**_NOT_FOUND, 200: {"links": _JOB_LINKS}})
 async def get_job(
-    job_id: uuid.UUID, request: Request, session: DatabaseSession, config: JobsConfig
+    job_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    session: DatabaseSession,
+    config: JobsConfig,
+    follower: Following,
+    prefer: Prefer = None,
 ) -> JobOut:
     view = await session.run_sync(reads.get_job, job_id)
+    if view is not None and (wait := preferred_wait(prefer)) is not None:
+        view = await follower.hold(session, view, wait)
+        response.headers["Preference-Applied"] = f"wait={wait}"
     if view is None:
         raise HTTPException(404, f"No job {job_id}.")
     return job_out(view, request, config.sign)
@@ -175,17 +205,38 @@ async def cancel_job(
     return job_out(view, request, config.sign)
 
 
-@router.get("/{job_id}/events", summary="A page of a job's events, in order", responses=_NOT_FOUND)
+@router.get(
+    "/{job_id}/events",
+    summary="A job's events, in order: a JSON page, or a live stream",
+    description="With `Accept: text/event-stream`, Server-Sent Events: each event's `id` is its "
+    "`seq`, `event` its type and `data` the event as JSON; a comment line is sent when no event "
+    "came for a while. The stream ends after the job's terminal event (job.succeeded, "
+    "job.failed, job.canceled). A client that reconnects with `Last-Event-ID` (or `after`) "
+    "gets every later event exactly once.",
+    response_model=EventPage,
+    responses={
+        200: {"content": {EVENT_STREAM: {"schema": {"type": "string"}}}},
+        404: {"model": Problem, "description": "No such job."},
+    },
+)
 async def list_job_events(
     job_id: uuid.UUID,
     request: Request,
     session: DatabaseSession,
+    follower: Following,
     after: Annotated[int, Query(ge=0, le=MAX_EVENT_SEQ, description="The last seq seen.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
-) -> EventPage:
+    last_event_id: Annotated[
+        int | None,
+        Header(ge=0, le=MAX_EVENT_SEQ, description="A stream's last `id` seen; wins over `after`."),
+    ] = None,
+) -> EventPage | EventSourceResponse:
     view = await session.run_sync(reads.get_job, job_id)
     if view is None:
         raise HTTPException(404, f"No job {job_id}.")
+    if wants_stream(request.headers.get("accept")):
+        await session.close()  # the stream reads with sessions of its own, one per read
+        return follower.stream(job_id, after if last_event_id is None else last_event_id)
     rows = await session.run_sync(events.page, job_id, after, limit)
     last = rows[-1].seq if rows else after
     return EventPage(

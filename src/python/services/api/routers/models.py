@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter, HTTPException
 
+from modules.contract.problem import Problem
+from modules.contract.v1 import ModelList, ModelOut
 from modules.jobs.models import ModelNotFound, all_models, resolve
 from services.api.dependencies import DatabaseSession
 from services.api.presenters import model_out
-from services.api.schemas.problem import Problem
-from services.api.schemas.v1 import ModelList, ModelOut
 
 router = APIRouter(prefix="/models", tags=["models"])
 

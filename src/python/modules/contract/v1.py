@@ -5,8 +5,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modules.persistence.base import JsonObject
+# Plain enums without SQLAlchemy: the database enforces the same sets.
 from modules.persistence.statuses import JobStatus, StepStatus
+
+# The shape of modules.persistence.base.JsonObject, restated so that the contract (and the
+# client that imports it) does not depend on SQLAlchemy.
+type JsonValue = str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]
+type JsonObject = dict[str, JsonValue]
 
 MAX_PRIORITY = 9
 
