@@ -46,14 +46,13 @@ def sync(session: Session, catalog: Sequence[CatalogModel] | None = None) -> Syn
     if not models:
         return SyncSummary(inserted=(), unchanged=())
     with session.begin_nested():
-        inserted = set(
-            session.execute(
-                insert(Model)
-                .values([_row(model) for model in models])
-                .on_conflict_do_nothing(index_elements=[Model.name, Model.version])
-                .returning(Model.name, Model.version)
-            ).tuples()
+        rows = session.execute(
+            insert(Model)
+            .values([_row(model) for model in models])
+            .on_conflict_do_nothing(index_elements=[Model.name, Model.version])
+            .returning(Model.name, Model.version)
         )
+        inserted = {(name, version) for name, version in rows}
         keys = [(model.name, model.version) for model in models]
         stored = {
             (row.name, row.version): row
