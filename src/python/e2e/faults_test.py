@@ -68,3 +68,29 @@ def test_a_job_whose_worker_is_killed_finishes_once_without_rerunning_finished_s
         f"jobs/{job['id']}/1/image.png",
         f"jobs/{job['id']}/2/manifest.json",
     ]
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_after_its_attempts(
+    forge_stack: ForgeStack,
+) -> None:
+    with forge_stack.client() as client:
+        job = forge_stack.submit(client, prompt="kills its worker", step_duration_s=5)
+        for attempt in range(1, job["max_attempts"] + 1):
+            forge_stack.wait_for_job(
+                client,
+                job["id"],
+                lambda job, attempt=attempt: (job["status"], job["attempts"]) == ("running", attempt),
+                timeout_s=60,
+            )
+            forge_stack.kill_worker()
+            forge_stack.start_worker()
+        failed = forge_stack.wait_for_job(client, job["id"], timeout_s=60)
+        events = forge_stack.events(client, job["id"])
+
+    assert failed["status"] == "failed", failed
+    assert failed["attempts"] == failed["max_attempts"] == 3
+    assert failed["error"]["type"] == "attempts_exhausted"
+    assert "gave up after 3 attempts" in failed["error"]["message"]
+    kinds = Counter(event["type"] for event in events)
+    assert (kinds["job.started"], kinds["job.requeued"], kinds["job.failed"]) == (3, 2, 1)
+    assert {step["status"] for step in failed["steps"]} == {"canceled"}

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -249,8 +250,13 @@ def test_listing_pages_skip_and_repeat_nothing_while_jobs_arrive(forge_stack: Fo
             stop.set()
             inserter.join()
         listed = [job["id"] for page in pages for job in page]
-        keys = [(job["created_at"], job["id"]) for page in pages for job in page]
-        # Every job the inserter added, then cancel the lot: they only had to exist.
+        keys = [
+            (datetime.fromisoformat(job["created_at"]), job["id"]) for page in pages for job in page
+        ]
+        # A name without a version: every version of it, nothing else.
+        by_name = client.get("/v1/jobs", params={"model": "stub-icon", "limit": 100}).json()
+        others = client.get("/v1/jobs", params={"model": "stub-image", "limit": 100}).json()
+        # These jobs only had to exist: cancel them, so the worker does not run them meanwhile.
         for job_id in [*existing, *arrived]:
             client.post(f"/v1/jobs/{job_id}/cancel").raise_for_status()
 
@@ -258,8 +264,13 @@ def test_listing_pages_skip_and_repeat_nothing_while_jobs_arrive(forge_stack: Fo
     assert arrived, "no job arrived while paging"
     assert len(listed) == len(set(listed)), "a job was listed twice"
     assert existing <= set(listed), "a job was skipped"
-    assert keys == sorted(keys, reverse=True)  # newest first across pages
+    assert keys == sorted(
+        keys, reverse=True
+    )  # newest first across pages (uuids as PostgreSQL orders them)
     assert {job["model"] for page in pages for job in page} == {model}
+    assert {job["model"] for job in by_name["data"]} == {model}
+    assert by_name["data"]
+    assert model not in {job["model"] for job in others["data"]}
 
 
 def test_metrics_count_jobs_submitted_and_finished(forge_stack: ForgeStack) -> None:
