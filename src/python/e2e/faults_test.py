@@ -3,6 +3,8 @@ reconciler makes up lost messages and takes back jobs whose worker's lease ran o
 
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from modules.testing.stack import RECONCILE_INTERVAL_S, ForgeStack
 
@@ -76,12 +78,7 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_its_attempts(
     with forge_stack.client() as client:
         job = forge_stack.submit(client, prompt="kills its worker", step_duration_s=5)
         for attempt in range(1, job["max_attempts"] + 1):
-            forge_stack.wait_for_job(
-                client,
-                job["id"],
-                lambda job, attempt=attempt: (job["status"], job["attempts"]) == ("running", attempt),
-                timeout_s=60,
-            )
+            forge_stack.wait_for_job(client, job["id"], _running(attempt), timeout_s=60)
             forge_stack.kill_worker()
             forge_stack.start_worker()
         failed = forge_stack.wait_for_job(client, job["id"], timeout_s=60)
@@ -94,3 +91,7 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_its_attempts(
     kinds = Counter(event["type"] for event in events)
     assert (kinds["job.started"], kinds["job.requeued"], kinds["job.failed"]) == (3, 2, 1)
     assert {step["status"] for step in failed["steps"]} == {"canceled"}
+
+
+def _running(attempt: int) -> Callable[[Any], bool]:
+    return lambda job: (job["status"], job["attempts"]) == ("running", attempt)
