@@ -5,7 +5,7 @@ test may stop it) and an S3 server. The fixtures are in `stack_fixtures`."""
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 
 class ForgeStack:
     """The processes, started by `start()` and stopped by `stop()`; each can be stopped and
-    started again by a test. `settings` are FORGE_* variables on top of the stack's own."""
+    started again by a test. `env` holds the FORGE_* settings they all get."""
 
     def __init__(
         self,
@@ -38,7 +38,6 @@ class ForgeStack:
         redis: PrivateRedis,
         s3_endpoint_url: str,
         bucket: str,
-        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.directory = directory
         self.redis = redis
@@ -55,7 +54,6 @@ class ForgeStack:
             # One job at a time: a second job stays queued while the first runs.
             "FORGE_WORKER_CONCURRENCY": "1",
             "FORGE_API_WORKERS": "1",
-            **(settings or {}),
         }
         self.api: ApiProcess | None = None
         self.worker: WorkerProcess | None = None
