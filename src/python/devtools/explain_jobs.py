@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Session(engine) as session, session.begin():
             sync(session)
-            models = dict(session.execute(select(Model.name, Model.id)).tuples().all())
+            models = dict(session.execute(select(Model.name, Model.id)).all())
             session.execute(
                 text(FILL),
                 {"image": models["stub-image"], "icon": models["stub-icon"], "count": args.jobs},
