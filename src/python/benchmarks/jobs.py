@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,7 @@ from benchmarks.api_http import (
 from modules.catalog.sync import sync
 from modules.jobs.reconcile import reconcile
 from modules.jobs.submission import Submission, submit
+from modules.persistence.base import JsonObject
 from modules.persistence.engine import create_sync_database_engine
 from modules.persistence.migrate import alembic_config
 from modules.persistence.models import Job, Model
@@ -64,7 +65,7 @@ THROUGHPUT_GOAL = 0.25  # x bare Celery tasks/s, at least
 RSS_GOAL_MB = 150
 GROWTH_MB = 5  # "no growth": the last run's RSS at most this far above the first run's
 MODEL = "stub-icon@1"
-JOB_INPUT = {"prompt": "a red square", "width": 32, "height": 32}  # step_duration_s 0
+JOB_INPUT: JsonObject = {"prompt": "a red square", "width": 32, "height": 32}  # step_duration_s 0
 POLL_S = 0.005
 RUNS = 3
 FILL_BATCH = 100_000
@@ -139,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Bench:
-    def __init__(
-        self, args: argparse.Namespace, settings: Settings, engine: Engine
-    ) -> None:
+    def __init__(self, args: argparse.Namespace, settings: Settings, engine: Engine) -> None:
         self.args = args
         self.settings = settings
         self.engine = engine
