@@ -171,6 +171,13 @@ class Bench:
                 rate = wrk(f"{api_url}/v1/jobs", args.seconds, args.connections, script)
                 self.submit.append(Result(f"forge POST /v1/jobs #{run}", *rate))
                 self._rss("api", f"after submission run {run}", api)
+            # Right after Forge's runs: load from outside this benchmark varies over minutes.
+            bare_app = uvicorn_app("benchmarks.bare_apps:jobs_app")
+            with server(bare_app, UVICORN_LISTENING, **env) as url:
+                _progress(f"bare FastAPI POST /jobs: 2 s warm-up, then {args.seconds} s")
+                wrk(f"{url}/jobs", 2, args.connections, script)
+                bare = wrk(f"{url}/jobs", args.seconds, args.connections, script)
+                self.submit.append(Result("bare FastAPI POST /jobs", *bare))
             self._clear_jobs()
             worker = WorkerProcess(scratch / "worker.log", **env)
             try:
@@ -190,11 +197,6 @@ class Bench:
             self._clear_jobs()
             for rows in scale:
                 self.scale[rows] = self._scale(rows, api_url, script)
-        with server(uvicorn_app("benchmarks.bare_apps:jobs_app"), UVICORN_LISTENING, **env) as url:
-            _progress(f"bare FastAPI POST /jobs: 2 s warm-up, then {args.seconds} s")
-            wrk(f"{url}/jobs", 2, args.connections, script)
-            bare = wrk(f"{url}/jobs", args.seconds, args.connections, script)
-            self.submit.append(Result("bare FastAPI POST /jobs", *bare))
         # Imported now: the bare app reads its Redis URLs from the environment main() set.
         from benchmarks import bare_celery
 
