@@ -124,9 +124,12 @@ migration: ## Write a new migration from the models: make migration m="add widge
 
 # --- Benchmarks ----------------------------------------------------------------------------
 
-.PHONY: bench-bootstrap bench-api
+.PHONY: bench-bootstrap bench-api bench-jobs
 bench-bootstrap: ## Cold ./pants bootstrap and warm no-op test run, with baselines
 	scripts/bench-bootstrap
 
 bench-api: ## /healthz and /readyz throughput and latency next to bare FastAPI (needs wrk)
 	$(PANTS) run src/python/benchmarks:api-http
+
+bench-jobs: ## Job submission, end-to-end latency, throughput, scale and memory next to bare FastAPI and Celery (needs wrk)
+	$(PANTS) run src/python/benchmarks:jobs

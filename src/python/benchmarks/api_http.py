@@ -57,6 +57,15 @@ class Result:
 def server(command: list[str], listening: str, **env: str) -> Iterator[str]:
     """A server process with its output in a file (logging cost stays, terminal cost goes);
     yields its base URL once it names the port it listens on."""
+    with server_process(command, listening, **env) as (_, url):
+        yield url
+
+
+@contextmanager
+def server_process(
+    command: list[str], listening: str, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """server(), yielding the process too."""
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "output"
         with output.open("wb") as out:
@@ -64,7 +73,8 @@ def server(command: list[str], listening: str, **env: str) -> Iterator[str]:
                 command, env=python_subprocess_env(**env), stdout=out, stderr=subprocess.STDOUT
             )
         try:
-            yield f"http://127.0.0.1:{wait_for_reported_port(process, output, listening, 30)}"
+            port = wait_for_reported_port(process, output, listening, 30)
+            yield process, f"http://127.0.0.1:{port}"
         finally:
             process.terminate()
             process.wait(timeout=15)
@@ -74,14 +84,20 @@ def uvicorn_app(app: str) -> list[str]:
     return [sys.executable, "-m", "uvicorn", app, *UVICORN_FLAGS]
 
 
-def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
-    """(requests/s, p50 ms, p99 ms) from one wrk run with one thread."""
+def wrk(
+    url: str, seconds: int, connections: int, script: Path | None = None
+) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) from one wrk run with one thread; `script` (Lua) shapes the
+    requests, e.g. a POST body, and then every response must be a success."""
+    options = ["-s", str(script)] if script else []
     output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *options, url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    if script and (failed := re.search(r"Non-2xx or 3xx responses: (\d+)", output)):
+        raise SystemExit(f"bench: {url}: {failed.group(1)} responses were not successes")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     return rate, _percentile(output, "50"), _percentile(output, "99")
 

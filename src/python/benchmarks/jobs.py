@@ -1,0 +1,484 @@
+"""Benchmark of the job path, each figure next to a bare baseline measured in the same run:
+
+- submission: POST /v1/jobs (one uvicorn process, wrk as in `make bench-api`) vs a bare FastAPI
+  endpoint inserting the same `jobs` row with the same driver and pool (bare_apps.jobs_app);
+- end-to-end latency of a zero-duration stub job, submit -> succeeded, seen by a client polling
+  GET /v1/jobs/{id}, vs a bare Celery task round trip (apply_async + result) on the same Redis;
+- throughput: jobs drained by the worker (2 prefork processes) vs bare Celery no-op tasks with
+  the same concurrency. The jobs are inserted in one transaction, then this process sends one
+  run message per job, as the api does (no reconciler runs);
+- scale: submission, GET /v1/jobs/{id}, the listing's first page and one reconciler pass with
+  0, 100k and 1M finished jobs (two events each) in the database;
+- memory: RSS of the api and of each worker process, idle and after each of three runs.
+
+Run: `make bench-jobs` (needs wrk, PostgreSQL and Redis: FORGE_BENCH_DATABASE_URL,
+FORGE_BENCH_REDIS_URL)."""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis
+from alembic import command
+from celery import Task
+from sqlalchemy import ColumnElement, Engine, delete, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from benchmarks.api_http import (
+    UVICORN_LISTENING,
+    Result,
+    server,
+    server_process,
+    uvicorn_app,
+    wrk,
+)
+from modules.catalog.sync import sync
+from modules.jobs.reconcile import reconcile
+from modules.jobs.submission import Submission, submit
+from modules.persistence.base import JsonObject
+from modules.persistence.engine import create_sync_database_engine
+from modules.persistence.migrate import alembic_config
+from modules.persistence.models import Job, Model
+from modules.persistence.statuses import ACTIVE_JOB_STATUSES, JobStatus
+from modules.settings import Settings
+from modules.storage.s3 import ensure_bucket, make_s3_client
+from modules.testing import s3_server
+from modules.testing.databases import recreate_database
+from modules.testing.processes import python_subprocess_env
+from modules.workqueue import TokenQueue, make_celery
+from services.worker.testing import WorkerProcess
+
+SUBMIT_GOAL = 0.5  # x bare FastAPI requests/s, at least
+LATENCY_GOAL = 5.0  # x the bare Celery round trip's p50, at most
+THROUGHPUT_GOAL = 0.25  # x bare Celery tasks/s, at least
+RSS_GOAL_MB = 150
+GROWTH_MB = 5  # "no growth": the last run's RSS at most this far above the first run's
+MODEL = "stub-icon@1"
+JOB_INPUT: JsonObject = {"prompt": "a red square", "width": 32, "height": 32}  # step_duration_s 0
+POLL_S = 0.005
+RUNS = 3
+FILL_BATCH = 100_000
+
+
+@dataclass(frozen=True)
+class Latency:
+    name: str
+    p50_ms: float
+    p99_ms: float
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="per wrk measurement (10)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--round-trips", type=int, default=50, help="latency samples (50)")
+    parser.add_argument("--jobs", type=int, default=100, help="jobs per throughput run (100)")
+    parser.add_argument("--tasks", type=int, default=2000, help="bare Celery tasks (2000)")
+    parser.add_argument(
+        "--scale",
+        default="0,100000,1000000",
+        help="finished jobs in the database for the scale rows (0,100000,1000000)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "FORGE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a server where the benchmark may create the database forge_bench_jobs",
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("FORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+    )
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    scale = [int(rows) for rows in args.scale.split(",")]
+
+    # Redis databases 4-7, emptied first: Forge's broker and results, then the bare app's.
+    base = args.redis_url.rstrip("/")
+    for db in range(4, 8):
+        redis.Redis.from_url(f"{base}/{db}").flushdb()
+    env = {
+        "FORGE_API_PORT": "0",
+        "FORGE_DATABASE_URL": recreate_database(args.database_url, "forge_bench_jobs"),
+        "FORGE_BROKER_URL": f"{base}/4",
+        "FORGE_RESULT_BACKEND_URL": f"{base}/5",
+        "FORGE_S3_BUCKET": "forge-bench",
+        "FORGE_WORKER_CONCURRENCY": "2",
+    }
+    bare_env = {"BENCH_CELERY_BROKER_URL": f"{base}/6", "BENCH_CELERY_RESULT_URL": f"{base}/7"}
+    os.environ.update(bare_env)
+
+    with server([sys.executable, "-m", s3_server.__name__], s3_server.READY_PATTERN) as s3_url:
+        env["FORGE_S3_ENDPOINT_URL"] = s3_url
+        settings = Settings.model_validate(
+            {key.removeprefix("FORGE_").lower(): value for key, value in env.items()}
+        )
+        ensure_bucket(make_s3_client(settings), settings.s3_bucket)
+        with alembic_config(settings) as config:
+            command.upgrade(config, "head")
+        engine = create_sync_database_engine(settings)
+        with Session(engine) as session, session.begin():
+            sync(session)
+        bench = Bench(args, settings, engine)
+        with tempfile.TemporaryDirectory() as scratch:
+            bench.run(Path(scratch), env, scale)
+        engine.dispose()
+    bench.report(scale)
+    return 0
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, settings: Settings, engine: Engine) -> None:
+        self.args = args
+        self.settings = settings
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.broker = redis.Redis.from_url(str(settings.broker_url))
+        self.queue = TokenQueue(make_celery("forge-bench", str(settings.broker_url)))
+        self.submit: list[Result] = []
+        self.latency: list[Latency] = []
+        self.throughput: list[tuple[str, int, float]] = []  # (name, count, seconds)
+        self.scale: dict[int, list[float]] = {}
+        self.rss: dict[str, list[tuple[str, float]]] = {}
+
+    def run(self, scratch: Path, env: dict[str, str], scale: list[int]) -> None:
+        args = self.args
+        script = scratch / "post.lua"
+        body = json.dumps({"model": MODEL, "input": JOB_INPUT})
+        script.write_text(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+        forge = [sys.executable, "-m", "services.api.main"]
+        with server_process(forge, UVICORN_LISTENING, **env) as (api_process, api_url):
+            api = api_process.pid
+            self._rss("api", "idle", api)
+            _progress(f"forge POST /v1/jobs: 2 s warm-up, then {RUNS} x {args.seconds} s")
+            wrk(f"{api_url}/v1/jobs", 2, args.connections, script)
+            for run in range(1, RUNS + 1):
+                rate = wrk(f"{api_url}/v1/jobs", args.seconds, args.connections, script)
+                self.submit.append(Result(f"forge POST /v1/jobs #{run}", *rate))
+                self._rss("api", f"after submission run {run}", api)
+            # Right after Forge's runs: load from outside this benchmark varies over minutes.
+            bare_app = uvicorn_app("benchmarks.bare_apps:jobs_app")
+            with server(bare_app, UVICORN_LISTENING, **env) as url:
+                _progress(f"bare FastAPI POST /jobs: 2 s warm-up, then {args.seconds} s")
+                wrk(f"{url}/jobs", 2, args.connections, script)
+                bare = wrk(f"{url}/jobs", args.seconds, args.connections, script)
+                self.submit.append(Result("bare FastAPI POST /jobs", *bare))
+            self._clear_jobs()
+            worker = WorkerProcess(scratch / "worker.log", **env)
+            try:
+                pids = self._worker_pids(worker.process.pid)
+                for name, pid in pids.items():
+                    self._rss(name, "idle", pid)
+                self.latency.append(self._forge_latency(api_url))
+                self._rss("api", "after the latency run", api)
+                self._clear_jobs()
+                for run in range(1, RUNS + 1):
+                    self.throughput.append(self._forge_throughput(run))
+                    for name, pid in pids.items():
+                        self._rss(name, f"after throughput run {run}", pid)
+                worker.stop()
+            finally:
+                worker.process.kill()
+            self._clear_jobs()
+            for rows in scale:
+                self.scale[rows] = self._scale(rows, api_url, script)
+        # Imported now: the bare app reads its Redis URLs from the environment main() set.
+        from benchmarks import bare_celery
+
+        self.noop = bare_celery.noop
+        with bare_worker(scratch / "bare-worker.log", bare_celery.__name__, self.noop):
+            self.latency.append(self._bare_latency())
+            self.throughput.append(self._bare_throughput())
+
+    def _forge_latency(self, api_url: str) -> Latency:
+        count = self.args.round_trips
+        _progress(f"forge submit -> succeeded, polling every {POLL_S * 1000:g} ms: {count} jobs")
+        samples = []
+        with httpx.Client(base_url=api_url, timeout=30) as client:
+            for index in range(count + 5):  # the first 5 warm up
+                started = time.perf_counter()
+                created = client.post("/v1/jobs", json={"model": MODEL, "input": JOB_INPUT})
+                created.raise_for_status()
+                url = f"/v1/jobs/{created.json()['id']}"
+                while (status := client.get(url).json()["status"]) != JobStatus.SUCCEEDED:
+                    if status not in ACTIVE_JOB_STATUSES:
+                        raise SystemExit(f"bench: job {url} ended {status}")
+                    time.sleep(POLL_S)
+                if index >= 5:
+                    samples.append(time.perf_counter() - started)
+        return _latency("forge job, polled", samples)
+
+    def _bare_latency(self) -> Latency:
+        count = self.args.round_trips
+        _progress(f"bare Celery apply_async + get: {count} round trips")
+        samples = []
+        for index in range(count + 5):
+            started = time.perf_counter()
+            self.noop.apply_async().get(timeout=30)
+            if index >= 5:
+                samples.append(time.perf_counter() - started)
+        return _latency("bare Celery round trip", samples)
+
+    def _forge_throughput(self, run: int) -> tuple[str, int, float]:
+        count = self.args.jobs
+        _progress(f"forge throughput run {run}: {count} jobs")
+        with self.sessions() as session, session.begin():
+            for _ in range(count):
+                submit(session, Submission(MODEL, JOB_INPUT), max_attempts=3)
+        started = time.perf_counter()
+        self.queue.send(count)
+        while self._count(Job.status.in_(ACTIVE_JOB_STATUSES)):
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        if failed := self._count(Job.status != JobStatus.SUCCEEDED):
+            raise SystemExit(f"bench: {failed} jobs did not succeed")
+        self._clear_jobs()
+        return f"forge jobs, run {run}", count, elapsed
+
+    def _bare_throughput(self) -> tuple[str, int, float]:
+        count = self.args.tasks
+        _progress(f"bare Celery throughput: {count} no-op tasks")
+        started = time.perf_counter()
+        results = [self.noop.apply_async() for _ in range(count)]
+        for result in results:
+            result.get(timeout=120)
+        return "bare Celery no-op tasks", count, time.perf_counter() - started
+
+    def _scale(self, rows: int, api_url: str, script: Path) -> list[float]:
+        self._fill(rows)
+        seconds, connections = max(self.args.seconds // 2, 1), self.args.connections
+        _progress(f"scale, {rows} finished jobs: POST, GET, list, reconcile ({seconds} s each)")
+        posted = wrk(f"{api_url}/v1/jobs", seconds, connections, script)
+        with self.sessions() as session:
+            newest = session.scalar(select(Job.id).order_by(Job.created_at.desc()).limit(1))
+        got = wrk(f"{api_url}/v1/jobs/{newest}", seconds, connections)
+        listed = wrk(f"{api_url}/v1/jobs", seconds, connections)
+        passes = []
+        for _ in range(20):
+            started = time.perf_counter()
+            reconcile(self.sessions, _NoQueue())
+            passes.append(time.perf_counter() - started)
+        # The submitted jobs go, so the next row starts from its own count.
+        with self.sessions() as session, session.begin():
+            session.execute(delete(Job).where(Job.status == JobStatus.QUEUED))
+        self.broker.flushdb()
+        reconciled = _latency("reconcile", passes)
+        return [*posted, *got, *listed, reconciled.p50_ms, reconciled.p99_ms]
+
+    def _fill(self, rows: int) -> None:
+        """Finished jobs with two events each, older than any job the benchmark submits."""
+        have = self._count(Job.status == JobStatus.SUCCEEDED)
+        if rows <= have:
+            return
+        _progress(f"filling: {have} -> {rows} finished jobs (with 2 events each)")
+        started = time.perf_counter()
+        with self.sessions() as session:
+            model_id = session.scalar(select(Model.id).where(Model.name == MODEL.split("@")[0]))
+        for first in range(have, rows, FILL_BATCH):
+            with self.sessions() as session, session.begin():
+                session.execute(
+                    _FILL,
+                    {
+                        "model_id": model_id,
+                        "first": first + 1,
+                        "last": min(first + FILL_BATCH, rows),
+                        "input": json.dumps(JOB_INPUT),
+                    },
+                )
+        with self.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.execute(text("VACUUM ANALYZE jobs, events"))
+        _progress(f"filled in {time.perf_counter() - started:.0f} s")
+
+    def _count(self, where: ColumnElement[bool]) -> int:
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(Job).where(where)) or 0
+
+    def _clear_jobs(self) -> None:
+        with self.sessions() as session, session.begin():
+            session.execute(text("TRUNCATE jobs CASCADE"))
+        self.broker.flushdb()
+
+    def _worker_pids(self, main: int) -> dict[str, int]:
+        pool = _children(main)
+        if len(pool) != 2:
+            raise SystemExit(f"bench: the worker has {len(pool)} pool processes, not 2")
+        return {"worker main": main, **{f"worker pool {i}": pid for i, pid in enumerate(pool, 1)}}
+
+    def _rss(self, process: str, when: str, pid: int) -> None:
+        self.rss.setdefault(process, []).append((when, _rss_mb(pid)))
+
+    def report(self, scale: list[int]) -> None:
+        args = self.args
+        print(
+            f"wrk: 1 thread, {args.connections} connections, {args.seconds} s per row after a "
+            f"2 s warm-up; job: {MODEL} {json.dumps(JOB_INPUT)} (3 steps, 2 artifacts)"
+        )
+        print(f"\n{'submission':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>10}")
+        bare = self.submit[-1]
+        for result in self.submit:
+            print(
+                f"{result.name:<28}{result.requests_per_s:>10.0f}{result.p50_ms:>9.2f}"
+                f"{result.p99_ms:>9.2f}{result.requests_per_s / bare.requests_per_s:>9.2f}x"
+            )
+        print(f"\n{'end to end':<28}{'p50 ms':>10}{'p99 ms':>9}{'vs bare':>10}")
+        for latency in self.latency:
+            ratio = latency.p50_ms / self.latency[-1].p50_ms
+            print(f"{latency.name:<28}{latency.p50_ms:>10.1f}{latency.p99_ms:>9.1f}{ratio:>9.1f}x")
+        print(f"\n{'throughput, 2 processes':<28}{'count':>10}{'s':>9}{'per s':>9}{'vs bare':>10}")
+        bare_rate = self.throughput[-1][1] / self.throughput[-1][2]
+        for name, count, seconds in self.throughput:
+            rate = count / seconds
+            print(f"{name:<28}{count:>10}{seconds:>9.1f}{rate:>9.1f}{rate / bare_rate:>9.2f}x")
+        print(
+            f"\n{'scale: finished jobs':<22}{'POST req/s':>11}{'p50':>7}{'p99':>7}"
+            f"{'GET req/s':>10}{'p50':>7}{'p99':>7}{'list req/s':>11}{'p50':>7}{'p99':>7}"
+            f"{'reconcile p50':>14}{'max':>7}   (ms)"
+        )
+        for rows in scale:
+            v = self.scale[rows]
+            print(
+                f"{rows:<22,}{v[0]:>11.0f}{v[1]:>7.1f}{v[2]:>7.1f}{v[3]:>10.0f}{v[4]:>7.1f}"
+                f"{v[5]:>7.1f}{v[6]:>11.0f}{v[7]:>7.1f}{v[8]:>7.1f}{v[9]:>14.1f}{v[10]:>7.1f}"
+            )
+        print("\nRSS, MB")
+        for process, samples in self.rss.items():
+            print(f"{process:<14}" + "; ".join(f"{when} {mb:.0f}" for when, mb in samples))
+        print()
+        self._verdicts()
+        print(
+            "Reproduce: make bench-jobs, or ./pants run src/python/benchmarks:jobs -- "
+            f"--seconds {args.seconds} --round-trips {args.round_trips} --jobs {args.jobs} "
+            f"--tasks {args.tasks} --scale {args.scale}"
+        )
+
+    def _verdicts(self) -> None:
+        forge_submit = statistics.median(r.requests_per_s for r in self.submit[:-1])
+        ratio = forge_submit / self.submit[-1].requests_per_s
+        _verdict(
+            ratio >= SUBMIT_GOAL,
+            f"submission at {ratio:.2f}x bare FastAPI (median of " f"{RUNS} runs)",
+            f"the >= {SUBMIT_GOAL}x goal",
+        )
+        ratio = self.latency[0].p50_ms / self.latency[-1].p50_ms
+        _verdict(
+            ratio <= LATENCY_GOAL,
+            f"end-to-end p50 at {ratio:.1f}x the bare Celery round " "trip",
+            f"the <= {LATENCY_GOAL:g}x goal",
+        )
+        bare_rate = self.throughput[-1][1] / self.throughput[-1][2]
+        forge_rate = statistics.median(count / s for _, count, s in self.throughput[:-1])
+        ratio = forge_rate / bare_rate
+        _verdict(
+            ratio >= THROUGHPUT_GOAL,
+            f"throughput at {ratio:.2f}x bare Celery (median of " f"{RUNS} runs)",
+            f"the >= {THROUGHPUT_GOAL}x goal",
+        )
+        for process, samples in self.rss.items():
+            peak = max(mb for _, mb in samples)
+            runs = [mb for when, mb in samples if "run" in when]
+            growth = runs[-1] - runs[0]
+            _verdict(
+                peak < RSS_GOAL_MB and growth <= GROWTH_MB,
+                f"{process} RSS peak "
+                f"{peak:.0f} MB, {growth:+.0f} MB from the first run to the last",
+                f"the < {RSS_GOAL_MB} MB, no growth (<= {GROWTH_MB} MB) goal",
+            )
+
+
+# Finished jobs $first..$last, one second apart, older than now; two events each.
+_FILL = text("""
+    WITH new AS (
+        INSERT INTO jobs (model_id, status, input, attempts, last_event_seq, created_at,
+                          updated_at, started_at, finished_at)
+        SELECT :model_id, 'succeeded', CAST(:input AS jsonb), 1, 2, at, at, at, at
+        FROM (SELECT now() - make_interval(secs => g) - interval '1 day' AS at
+              FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) AS g) AS times
+        RETURNING id, created_at
+    )
+    INSERT INTO events (job_id, seq, type, payload, created_at)
+    SELECT new.id, e.seq, e.type, CAST(e.payload AS jsonb), new.created_at
+    FROM new CROSS JOIN (VALUES (1, 'job.queued', '{"status": "queued"}'),
+                                (2, 'job.succeeded', '{"status": "succeeded"}'))
+        AS e(seq, type, payload)
+    """)
+
+
+class _NoQueue:
+    """The reconciler's queue with nothing waiting, sending nowhere: the pass's scan alone."""
+
+    def waiting(self) -> int:
+        return 0
+
+    def send(self, count: int) -> None:
+        pass
+
+
+@contextmanager
+def bare_worker(log: Path, app: str, noop: Task[[], None]) -> Iterator[None]:
+    """The bare Celery worker, 2 prefork processes, consuming once this returns."""
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        app,
+        "worker",
+        "--concurrency",
+        "2",
+        "--loglevel",
+        "WARNING",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=python_subprocess_env(), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        noop.apply_async().get(timeout=60)  # up and consuming
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _latency(name: str, seconds: list[float]) -> Latency:
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+    return Latency(name, cuts[49] * 1000, cuts[98] * 1000)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit(f"bench: no RSS for process {pid}")
+
+
+def _verdict(met: bool, what: str, goal: str) -> None:
+    print(f"{what}: {'MEETS' if met else 'MISSES'} {goal}")
+
+
+def _progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
