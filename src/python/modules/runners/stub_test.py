@@ -9,6 +9,9 @@ import threading
 import time
 from typing import Any
 
+import multiprocessing
+import signal
+
 import pytest
 from PIL import Image
 
@@ -118,6 +121,15 @@ def test_fail_at_step_fails_that_step_after_the_ones_before(position: int) -> No
     assert context.step == STEPS[position]
     assert [step for step, _ in context.logs] == list(STEPS[:position])
     assert context.progress_reports[-1].fraction < 1.0
+
+
+def test_crash_at_step_kills_the_process_running_that_step() -> None:
+    # In a forked child: the knob SIGKILLs whichever process runs the step.
+    fork = multiprocessing.get_context("fork")
+    child = fork.Process(target=run_plan, args=(StubRunner(), {**INPUT, "crash_at_step": 1}))
+    child.start()
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
 
 
 def test_fail_at_a_step_past_the_plan_fails_nothing() -> None:
