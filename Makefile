@@ -50,6 +50,7 @@ ci: lint ## Everything CI checks, in CI's order (the README's test command)
 	$(MAKE) --no-print-directory docs-check
 	scripts/check-launcher
 	scripts/check-changed-since
+	$(MAKE) --no-print-directory chaos-ci
 	$(PANTS) package ::
 	scripts/compose-smoke
 
@@ -123,6 +124,10 @@ migration: ## Write a new migration from the models: make migration m="add widge
 	$(PANTS) fix alembic::
 
 # --- Benchmarks ----------------------------------------------------------------------------
+
+.PHONY: chaos-ci
+chaos-ci: ## Fault-injection soak as local processes (150 jobs); fails on a lost, stuck or repeated job
+	$(PANTS) run src/python/chaos:soak -- --jobs 150 --poison 3 --rounds 1
 
 .PHONY: bench-bootstrap bench-api
 bench-bootstrap: ## Cold ./pants bootstrap and warm no-op test run, with baselines

@@ -155,7 +155,7 @@ class Executor:
             if keeper.lost.is_set():
                 return Outcome.LOST
             if keeper.shutting_down.is_set():
-                return self._release(claim, current, SHUT_DOWN, StepStatus.CANCELED)
+                return self._release(claim, current, SHUT_DOWN, shutting_down=True)
             return self._end(claim, current, JobStatus.CANCELED)
         except StepFailed as failure:
             error: JsonObject = {"type": "step_failed", "message": str(failure)}
@@ -190,11 +190,14 @@ class Executor:
         claim: Claim,
         step: _Step | None,
         reason: str,
-        step_status: StepStatus = StepStatus.FAILED,
+        *,
+        shutting_down: bool = False,
     ) -> Outcome:
         """An error that is not the runner's verdict (storage or database trouble, a bug), or
-        the worker shutting down: the job gets another attempt, up to its maximum. If even that
-        write fails, the lease runs out and the reconciler does the same."""
+        the worker shutting down (which uses up no attempt): the job gets another attempt, up to
+        its maximum. If even that write fails, the lease runs out and the reconciler does the
+        same."""
+        step_status = StepStatus.CANCELED if shutting_down else StepStatus.FAILED
         try:
             with self.sessions() as session, session.begin():
                 if claims.hold(session, claim) is None:
@@ -203,7 +206,7 @@ class Executor:
                     error: JsonObject = {"type": "internal", "message": reason}
                     steps.finish(session, step.id, step_status, error)
                     self.step_event(session, claim, step, f"step.{step_status}", {"error": error})
-                status = claims.release(session, claim, reason)
+                status = claims.release(session, claim, reason, uses_attempt=not shutting_down)
         except Exception:
             logger.exception("job %s: could not release it; its lease will expire", claim.job_id)
             return Outcome.LOST

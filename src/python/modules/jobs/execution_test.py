@@ -196,7 +196,8 @@ def test_a_job_running_at_shutdown_goes_back_to_the_queue_at_once(
     assert time.monotonic() - started < 1.5
 
     job, steps, _ = _job(sessions, job_id)
-    assert (job.status, job.attempts, job.lease_owner) == ("queued", 1, None)
+    # Nothing failed: the attempt is given back (max_attempts + 1, attempts is the fence).
+    assert (job.status, job.attempts, job.max_attempts, job.lease_owner) == ("queued", 1, 4, None)
     assert [(s.name, s.status) for s in steps] == [
         ("prepare", "canceled"),
         ("render", "queued"),

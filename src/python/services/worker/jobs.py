@@ -1,9 +1,10 @@
 """The worker's side of running jobs: one Executor per pool process, built on first use after
 the fork (its engine and S3 client must not cross a fork).
 
-SHUTDOWN is created here, in the main process, before the pool forks, so every pool process
-shares it: the main process sets it once a shutdown's grace period is over, and each running job
-is then given back to the queue (modules.jobs.execution) instead of waiting out its lease.
+STOPPING and SHUTDOWN are created here, in the main process, before the pool forks, so every
+pool process shares them. The main process sets STOPPING when a shutdown begins (a message the
+pool already holds then claims nothing) and SHUTDOWN once its grace period is over: each running
+job is then given back to the queue (modules.jobs.execution) instead of waiting out its lease.
 """
 
 import logging
@@ -22,6 +23,7 @@ from services.worker import database
 
 logger = logging.getLogger(__name__)
 
+STOPPING = multiprocessing.get_context("fork").Event()
 SHUTDOWN = multiprocessing.get_context("fork").Event()
 _settings: Settings | None = None
 _executor: tuple[int, Executor] | None = None
@@ -68,6 +70,7 @@ def start_grace_period(grace_s: float) -> None:
     global _grace_timer
     if _grace_timer is not None:
         return
+    STOPPING.set()
     logger.info("shutting down: running jobs have %g s to finish, then go back to the queue", grace_s)
     _grace_timer = threading.Timer(grace_s, _end_grace_period)
     _grace_timer.daemon = True
