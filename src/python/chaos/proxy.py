@@ -4,6 +4,7 @@ pause`): queries hang, then go on, without having to own the server process."""
 
 import socket
 import threading
+from contextlib import suppress
 
 
 class StallingProxy:
@@ -51,7 +52,5 @@ class StallingProxy:
             pass
         finally:
             for end in (source, sink):
-                try:
+                with suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass

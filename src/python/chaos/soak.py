@@ -12,7 +12,6 @@ job to end, prints the report and exits 1 on any lost, stuck, duplicated or wron
 """
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -26,7 +25,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +47,11 @@ LEASE_S = 3
 RECONCILE_INTERVAL_S = 1
 SHUTDOWN_GRACE_S = 2
 POISON_MODEL = "stub-image@2"
+
+
+def say(line: str = "") -> None:
+    """A line of the report, on stdout."""
+    sys.stdout.write(line + "\n")
 
 
 def log(message: str) -> None:
@@ -74,7 +78,11 @@ class Service:
     def start(self) -> None:
         with (self.logs / f"{self.name}.log").open("ab") as out:
             self.process = subprocess.Popen(
-                self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.args,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     @property
@@ -83,10 +91,8 @@ class Service:
         return self.process.pid
 
     def signal_group(self, signum: int) -> None:
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def children(self) -> list[int]:
         path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
@@ -239,8 +245,10 @@ class Soak:
     def plan_jobs(self) -> None:
         poison = set(self.rng.sample(range(self.options.jobs), self.options.poison))
         for index in range(self.options.jobs):
-            model = POISON_MODEL if index in poison else self.rng.choice(
-                ["stub-image@1", "stub-icon@1"]
+            model = (
+                POISON_MODEL
+                if index in poison
+                else self.rng.choice(["stub-image@1", "stub-icon@1"])
             )
             self.submitted.append(Submitted(str(uuid.uuid4()), model, index in poison))
 
@@ -445,7 +453,7 @@ class Soak:
                 "SELECT count(*) FROM jobs j WHERE status = 'succeeded' AND "
                 "(SELECT count(*) FROM artifacts a WHERE a.job_id = j.id) <> 2"
             ).fetchone()
-            restarts = {}
+            restarts: dict[str, list[float]] = {}
             for fault in self.faults:
                 for job_id in fault.jobs:
                     row = conn.execute(
@@ -455,9 +463,7 @@ class Soak:
                         (job_id, fault.wall),
                     ).fetchone()
                     if row is not None and row[0] is not None:
-                        restarts.setdefault(fault.name, []).append(
-                            row[0].timestamp() - fault.wall
-                        )
+                        restarts.setdefault(fault.name, []).append(row[0].timestamp() - fault.wall)
         acknowledged = {job.job_id for job in self.submitted if job.job_id}
         by_key = Counter(row[0] for row in jobs.values())
         lost = len([job for job in self.submitted if job.job_id not in jobs])
@@ -473,13 +479,14 @@ class Soak:
         )
         wrong = exhausted_by_faults = 0
         for job in self.submitted:
-            if job.job_id not in jobs:
+            if job.job_id is None or job.job_id not in jobs:
                 continue
             _, status, error, attempts = jobs[job.job_id]
             expected = ("failed", "attempts_exhausted") if job.poison else ("succeeded", None)
             if (status, error) == expected or status not in TERMINAL:
                 continue
-            if (status, error) == ("failed", "attempts_exhausted") and kills[job.job_id] >= attempts:
+            killed_every_time = kills[job.job_id] >= attempts
+            if (status, error) == ("failed", "attempts_exhausted") and killed_every_time:
                 exhausted_by_faults += 1
             else:
                 wrong += 1
@@ -506,27 +513,27 @@ class Soak:
             "duplicate event seqs": _count(seq_duplicates),
             "jobs with a gap in their event seqs": _count(seq_gaps),
         }
-        print(f"\nForge soak: {self.options.jobs} jobs, {len(self.faults)} faults, seed "
+        say(f"\nForge soak: {self.options.jobs} jobs, {len(self.faults)} faults, seed "
               f"{self.options.seed}")  # fmt: skip
         for name, value in counts.items():
-            print(f"  {name:<72} {value}")
-        print("faults injected:")
+            say(f"  {name:<72} {value}")
+        say("faults injected:")
         for name, count in sorted(Counter(fault.name for fault in self.faults).items()):
-            print(f"  {name:<72} {count}")
-        print(f"  {'worker restarts (supervisor) / api restarts':<72} "
+            say(f"  {name:<72} {count}")
+        say(f"  {'worker restarts (supervisor) / api restarts':<72} "
               f"{sum(w.restarts for w in self.workers)} / {self.api.restarts}")  # fmt: skip
         stops = ", ".join(f"{seconds:.1f}" for seconds in self.stop_times)
-        print(f"  {'worker SIGTERM -> exit (s), grace ' + str(SHUTDOWN_GRACE_S) + ' s':<72} {stops}")
-        print(f"  {'jobs given back to the queue at a graceful stop':<72} "
+        say(f"  {'worker SIGTERM -> exit (s), grace ' + str(SHUTDOWN_GRACE_S) + ' s':<72} {stops}")
+        say(f"  {'jobs given back to the queue at a graceful stop':<72} "
               f"{_count(released_at_shutdown)}")  # fmt: skip
-        print("time from a fault to its jobs running again (s):")
+        say("time from a fault to its jobs running again (s):")
         for name, values in sorted(restarts.items()):
-            print(f"  {name:<72} n={len(values)} max={max(values):.1f} "
+            say(f"  {name:<72} n={len(values)} max={max(values):.1f} "
                   f"mean={sum(values) / len(values):.1f}")  # fmt: skip
         first, last = fault_window
-        print(f"  {'fault window (s)':<72} {last - first:.1f}")
+        say(f"  {'fault window (s)':<72} {last - first:.1f}")
         drained = "not drained" if drain_s is None else f"{drain_s:.1f}"
-        print(f"  {'time to drain after the last fault and submission (s)':<72} {drained}")
+        say(f"  {'time to drain after the last fault and submission (s)':<72} {drained}")
         bad = [
             "lost (acknowledged, not in the database)",
             "duplicated jobs (one key, several jobs)",
@@ -543,7 +550,7 @@ class Soak:
         slow = [name for name, values in restarts.items() if max(values) > 30]
         slow += ["worker SIGTERM -> exit"] * any(t > SHUTDOWN_GRACE_S + 10 for t in self.stop_times)
         ok = not failures and not slow and drain_s is not None and len(jobs) == len(acknowledged)
-        print("verdict: " + ("PASS" if ok else f"FAIL {failures + slow}"))
+        say("verdict: " + ("PASS" if ok else f"FAIL {failures + slow}"))
         return ok
 
 

@@ -69,6 +69,9 @@ class _NeverSet:
         return False
 
 
+_NEVER = _NeverSet()
+
+
 SHUT_DOWN = "the worker shut down before the job finished"
 
 
@@ -91,7 +94,7 @@ class Executor:
         lease_s: float,
         poll_s: float = 0.5,
         on_step_done: Callable[[Claim, str, float], None] = lambda claim, step, seconds: None,
-        shutdown: ShutdownFlag = _NeverSet(),
+        shutdown: ShutdownFlag = _NEVER,
     ) -> None:
         self.sessions = sessions
         self.store = store

@@ -3,14 +3,13 @@
 import hashlib
 import io
 import json
+import multiprocessing
+import signal
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
-
-import multiprocessing
-import signal
 
 import pytest
 from PIL import Image

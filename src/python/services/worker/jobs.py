@@ -71,7 +71,9 @@ def start_grace_period(grace_s: float) -> None:
     if _grace_timer is not None:
         return
     STOPPING.set()
-    logger.info("shutting down: running jobs have %g s to finish, then go back to the queue", grace_s)
+    logger.info(
+        "shutting down: running jobs have %g s to finish, then go back to the queue", grace_s
+    )
     _grace_timer = threading.Timer(grace_s, _end_grace_period)
     _grace_timer.daemon = True
     _grace_timer.start()
