@@ -40,7 +40,7 @@ def test_another_process_renders_the_same_bytes() -> None:
     """Nothing depends on the process (such as str hashing, randomized per process)."""
     script = (
         "import hashlib, sys; from modules.runners.stub import StubInput, render_png; "
-        "png = render_png(StubInput('a lighthouse at dusk', 7, 96, 64, 0.0, None)); "
+        "png = render_png(StubInput('a lighthouse at dusk', 7, 96, 64, 0.0, None, None)); "
         "sys.stdout.write(hashlib.sha256(png).hexdigest())"
     )
     result = subprocess.run(
