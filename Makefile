@@ -50,6 +50,7 @@ ci: lint ## Everything CI checks, in CI's order (the README's test command)
 	$(MAKE) --no-print-directory docs-check
 	scripts/check-launcher
 	scripts/check-changed-since
+	$(MAKE) --no-print-directory chaos-ci
 	$(PANTS) package ::
 	scripts/compose-smoke
 
@@ -123,6 +124,13 @@ migration: ## Write a new migration from the models: make migration m="add widge
 	$(PANTS) fix alembic::
 
 # --- Benchmarks ----------------------------------------------------------------------------
+
+.PHONY: chaos chaos-ci
+chaos: ## Fault-injection soak as local processes, full run (1,000 jobs, ~15 min); see DEV.md
+	$(PANTS) run src/python/chaos:soak -- --jobs 1000 --poison 10 --rate 1.5
+
+chaos-ci: ## The soak shortened for CI (120 jobs, ~4 min); fails on a lost, stuck or repeated job
+	$(PANTS) run src/python/chaos:soak -- --jobs 120 --poison 3 --rounds 1 --rate 1.5 --max-step-s 0.1
 
 .PHONY: bench-bootstrap bench-api bench-jobs
 bench-bootstrap: ## Cold ./pants bootstrap and warm no-op test run, with baselines

@@ -14,9 +14,10 @@ from modules.testing.step_context import run_plan
 MODELS = {model.ref: model for model in load_catalog()}
 
 
-def test_the_catalog_offers_the_two_stub_models() -> None:
+def test_the_catalog_offers_the_stub_models() -> None:
     assert {ref: (model.task, model.runner) for ref, model in MODELS.items()} == {
         "stub-image@1": ("text-to-image", "stub"),
+        "stub-image@2": ("text-to-image", "stub"),  # @1 and crash_at_step
         "stub-icon@1": ("text-to-icon", "stub"),
     }
     assert all(model.description for model in MODELS.values())
@@ -45,6 +46,8 @@ def test_defaults_and_a_prompt_run_on_the_models_runner(ref: str) -> None:
         ("stub-image@1", {"prompt": "x", "fail_at_step": 11}),
         ("stub-image@1", {"prompt": "x", "steps": 30}),
         ("stub-icon@1", {"prompt": "x", "width": 257}),
+        ("stub-image@1", {"prompt": "x", "crash_at_step": 0}),
+        ("stub-image@2", {"prompt": "x", "crash_at_step": 11}),
     ],
 )
 def test_the_schemas_refuse_out_of_bounds_input(ref: str, input: dict[str, Any]) -> None:
@@ -58,6 +61,7 @@ def test_the_schemas_refuse_out_of_bounds_input(ref: str, input: dict[str, Any])
         ("stub-image@1", {"prompt": "x" * 1000, "seed": 2**31 - 1, "width": 1024, "height": 16}),
         ("stub-image@1", {"prompt": "x", "step_duration_s": 0.5, "fail_at_step": 0}),
         ("stub-icon@1", {"prompt": "x", "width": 256, "height": 16}),
+        ("stub-image@2", {"prompt": "x", "crash_at_step": 2}),
     ],
 )
 def test_the_schemas_accept_input_within_bounds(ref: str, input: dict[str, Any]) -> None:

@@ -19,13 +19,16 @@ def stored(session: Session) -> dict[str, Model]:
 
 def test_a_second_sync_inserts_nothing(sync_session: Session) -> None:
     first = sync(sync_session)
-    assert (len(first.inserted), len(first.unchanged)) == (2, 0)
-    assert str(first) == "2 inserted (stub-image@1, stub-icon@1), 0 unchanged"
+    assert (len(first.inserted), len(first.unchanged)) == (3, 0)
+    assert str(first) == "3 inserted (stub-image@1, stub-icon@1, stub-image@2), 0 unchanged"
     second = sync(sync_session)
-    assert (second.inserted, second.unchanged) == ((), ("stub-image@1", "stub-icon@1"))
+    assert (second.inserted, second.unchanged) == (
+        (),
+        ("stub-image@1", "stub-icon@1", "stub-image@2"),
+    )
 
     rows = stored(sync_session)
-    assert rows.keys() == {"stub-image@1", "stub-icon@1"}
+    assert rows.keys() == {"stub-image@1", "stub-icon@1", "stub-image@2"}
     for model in CATALOG:
         row = rows[model.ref]
         assert (row.task, row.runner, row.description) == (
@@ -41,10 +44,11 @@ def test_a_second_sync_inserts_nothing(sync_session: Session) -> None:
 
 def test_an_edited_version_is_refused_and_nothing_is_written(sync_session: Session) -> None:
     sync(sync_session)
-    image, icon = CATALOG
+    image, icon, _ = CATALOG
     bigger = {**image.input_schema, "title": "bigger"}
     edited = dataclasses.replace(image, input_schema=bigger)
     new = dataclasses.replace(icon, version="2")
+    catalog = {model.ref for model in CATALOG}
 
     with pytest.raises(ModelChanged) as error:
         sync(sync_session, [edited, new])
@@ -53,7 +57,7 @@ def test_an_edited_version_is_refused_and_nothing_is_written(sync_session: Sessi
         "stub-image@1 (input_schema) differ from the catalog: a model is never edited in "
         "place; publish a new version instead"
     )
-    assert stored(sync_session).keys() == {"stub-image@1", "stub-icon@1"}  # no stub-icon@2
+    assert stored(sync_session).keys() == catalog  # no stub-icon@2
 
 
 def test_a_row_edited_in_the_database_is_refused(sync_session: Session) -> None:
@@ -72,14 +76,14 @@ def test_a_new_version_is_inserted_beside_the_old(sync_session: Session) -> None
     sync(sync_session)
     image = CATALOG[0]
     wider = {**image.input_schema, "title": "wider"}
-    image_2 = dataclasses.replace(image, version="2", input_schema=wider)
+    image_3 = dataclasses.replace(image, version="3", input_schema=wider)
 
-    summary = sync(sync_session, [*CATALOG, image_2])
+    summary = sync(sync_session, [*CATALOG, image_3])
     assert (summary.inserted, summary.unchanged) == (
-        ("stub-image@2",),
-        ("stub-image@1", "stub-icon@1"),
+        ("stub-image@3",),
+        ("stub-image@1", "stub-icon@1", "stub-image@2"),
     )
     rows = stored(sync_session)
-    assert rows.keys() == {"stub-image@1", "stub-image@2", "stub-icon@1"}
-    assert rows["stub-image@2"].input_schema == wider
+    assert rows.keys() == {"stub-image@1", "stub-image@2", "stub-image@3", "stub-icon@1"}
+    assert rows["stub-image@3"].input_schema == wider
     assert rows["stub-image@1"].input_schema == image.input_schema

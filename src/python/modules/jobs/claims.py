@@ -117,9 +117,15 @@ def finish(
     return True
 
 
-def release(session: Session, claim: Claim, reason: str) -> JobStatus | None:
+def release(
+    session: Session, claim: Claim, reason: str, *, uses_attempt: bool = True
+) -> JobStatus | None:
     """Give the job back: queued again for another attempt, or failed if it has had them all.
-    Returns the new status, None if the claim had already lost the job."""
+    Returns the new status, None if the claim had already lost the job. `uses_attempt=False`
+    (the worker shut down, nothing failed) gives the attempt back by raising max_attempts:
+    `attempts` stays as it is, since it is the claims' fencing token."""
+    if not uses_attempt:
+        session.execute(update(Job).where(held(claim)).values(max_attempts=Job.max_attempts + 1))
     return requeue_or_fail(session, held(claim), reason)
 
 

@@ -57,6 +57,24 @@ class ArtifactStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str) -> StoredObject: ...
 
 
+class ShutdownFlag(Protocol):
+    """Set once the worker's process must give its job back (threading or multiprocessing
+    Event: the worker's main process sets it for its pool processes)."""
+
+    def is_set(self) -> bool: ...
+
+
+class _NeverSet:
+    def is_set(self) -> bool:
+        return False
+
+
+_NEVER = _NeverSet()
+
+
+SHUT_DOWN = "the worker shut down before the job finished"
+
+
 @dataclass(frozen=True)
 class _Step:
     id: uuid.UUID
@@ -76,6 +94,7 @@ class Executor:
         lease_s: float,
         poll_s: float = 0.5,
         on_step_done: Callable[[Claim, str, float], None] = lambda claim, step, seconds: None,
+        shutdown: ShutdownFlag = _NEVER,
     ) -> None:
         self.sessions = sessions
         self.store = store
@@ -84,6 +103,7 @@ class Executor:
         self._lease_s = lease_s
         self._poll_s = poll_s
         self._on_step_done = on_step_done
+        self._shutdown = shutdown
 
     def claim_next(self) -> Claim | None:
         with self.sessions() as session, session.begin():
@@ -91,7 +111,7 @@ class Executor:
 
     def run(self, claim: Claim) -> Finished:
         started = time.monotonic()
-        keeper = _LeaseKeeper(self.sessions, claim, self._lease_s, self._poll_s)
+        keeper = _LeaseKeeper(self.sessions, claim, self._lease_s, self._poll_s, self._shutdown)
         keeper.start()
         try:
             outcome = self._run_steps(claim, keeper)
@@ -113,6 +133,8 @@ class Executor:
             for current in planned:
                 if current.status == StepStatus.SUCCEEDED:
                     continue  # done by an earlier attempt: resume after it
+                if keeper.shutting_down.is_set():
+                    raise StepCanceled
                 with self.sessions() as session, session.begin():
                     status = claims.hold(session, claim)
                     if status is None:
@@ -135,6 +157,8 @@ class Executor:
         except StepCanceled:
             if keeper.lost.is_set():
                 return Outcome.LOST
+            if keeper.shutting_down.is_set():
+                return self._release(claim, current, SHUT_DOWN, shutting_down=True)
             return self._end(claim, current, JobStatus.CANCELED)
         except StepFailed as failure:
             error: JsonObject = {"type": "step_failed", "message": str(failure)}
@@ -164,19 +188,28 @@ class Executor:
             claims.finish(session, claim, status, error)
         return Outcome(status.value)
 
-    def _release(self, claim: Claim, step: _Step | None, reason: str) -> Outcome:
-        """An error that is not the runner's verdict (storage or database trouble, a bug): the
-        job gets another attempt, up to its maximum. If even that write fails, the lease runs
-        out and the reconciler does the same."""
+    def _release(
+        self,
+        claim: Claim,
+        step: _Step | None,
+        reason: str,
+        *,
+        shutting_down: bool = False,
+    ) -> Outcome:
+        """An error that is not the runner's verdict (storage or database trouble, a bug), or
+        the worker shutting down (which uses up no attempt): the job gets another attempt, up to
+        its maximum. If even that write fails, the lease runs out and the reconciler does the
+        same."""
+        step_status = StepStatus.CANCELED if shutting_down else StepStatus.FAILED
         try:
             with self.sessions() as session, session.begin():
                 if claims.hold(session, claim) is None:
                     return Outcome.LOST
                 if step is not None:
                     error: JsonObject = {"type": "internal", "message": reason}
-                    steps.finish(session, step.id, StepStatus.FAILED, error)
-                    self.step_event(session, claim, step, "step.failed", {"error": error})
-                status = claims.release(session, claim, reason)
+                    steps.finish(session, step.id, step_status, error)
+                    self.step_event(session, claim, step, f"step.{step_status}", {"error": error})
+                status = claims.release(session, claim, reason, uses_attempt=not shutting_down)
         except Exception:
             logger.exception("job %s: could not release it; its lease will expire", claim.job_id)
             return Outcome.LOST
@@ -251,19 +284,28 @@ class _Context:
 
 
 class _LeaseKeeper(threading.Thread):
-    """Renews the claim's lease and watches for a cancel request or a lost claim."""
+    """Renews the claim's lease and watches for a cancel request, a lost claim or the worker
+    shutting down."""
 
     def __init__(
-        self, sessions: Callable[[], Session], claim: Claim, lease_s: float, poll_s: float
+        self,
+        sessions: Callable[[], Session],
+        claim: Claim,
+        lease_s: float,
+        poll_s: float,
+        shutdown: ShutdownFlag,
     ) -> None:
         super().__init__(name=f"lease-{claim.job_id}", daemon=True)
         self._sessions = sessions
         self._claim = claim
         self._lease_s = lease_s
         self._poll_s = poll_s
+        self._shutdown = shutdown
         self._done = threading.Event()
-        self.stop_requested = threading.Event()  # canceled or lost: the runner must stop
+        # Canceled, lost or shutting down: the runner must stop.
+        self.stop_requested = threading.Event()
         self.lost = threading.Event()
+        self.shutting_down = threading.Event()
 
     def lose(self) -> None:
         self.lost.set()
@@ -276,6 +318,9 @@ class _LeaseKeeper(threading.Thread):
     def run(self) -> None:
         renewed = time.monotonic()
         while not self._done.wait(self._poll_s):
+            if self._shutdown.is_set() and not self.shutting_down.is_set():
+                self.shutting_down.set()
+                self.stop_requested.set()
             try:
                 with self._sessions() as session, session.begin():
                     if time.monotonic() - renewed >= self._lease_s / 3:

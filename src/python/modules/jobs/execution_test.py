@@ -176,3 +176,31 @@ def test_nothing_queued_means_nothing_claimed(
     sessions: sessionmaker[Session], model: Model, executor: Executor
 ) -> None:
     assert executor.claim_next() is None
+
+
+def test_a_job_running_at_shutdown_goes_back_to_the_queue_at_once(
+    sessions: sessionmaker[Session], model: Model, store: S3ArtifactStore
+) -> None:
+    """The worker's grace period is over: the running step stops, and the job is queued again
+    for another worker instead of waiting out its lease."""
+    shutdown = threading.Event()
+    executor = Executor(
+        sessions, store, get_runner, owner="test-worker", lease_s=30, poll_s=0.1, shutdown=shutdown
+    )
+    job_id = _submit(sessions, step_duration_s=2)
+    claim = executor.claim_next()
+    assert claim is not None
+    threading.Timer(0.5, shutdown.set).start()
+    started = time.monotonic()
+    assert executor.run(claim).outcome == Outcome.RELEASED
+    assert time.monotonic() - started < 1.5
+
+    job, steps, _ = _job(sessions, job_id)
+    # Nothing failed: the attempt is given back (max_attempts + 1, attempts is the fence).
+    assert (job.status, job.attempts, job.max_attempts, job.lease_owner) == ("queued", 1, 4, None)
+    assert [(s.name, s.status) for s in steps] == [
+        ("prepare", "canceled"),
+        ("render", "queued"),
+        ("describe", "queued"),
+    ]
+    assert _types(sessions, job_id)[-2:] == ["step.canceled", "job.requeued"]

@@ -6,7 +6,8 @@ input, so a resumed or rerun job can be checked against the first run.
 
 Knobs in the input: `step_duration_s` makes each step take that long (in short sleeps, so a
 cancellation is noticed within SLEEP_SLICE_S), `fail_at_step` makes the step at that position
-fail.
+fail, `crash_at_step` makes the process running that step kill itself (SIGKILL): a "poison" job,
+for proving that a job which keeps killing its worker ends failed without holding up others.
 """
 
 import colorsys
@@ -14,7 +15,9 @@ import hashlib
 import io
 import json
 import math
+import os
 import random
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -47,6 +50,7 @@ class StubInput:
     height: int
     step_duration_s: float
     fail_at_step: int | None
+    crash_at_step: int | None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class StubRunner:
         _sleep_in_slices(context, stub_input.step_duration_s / PROGRESS_REPORTS)
         if stub_input.fail_at_step == context.position:
             raise StepFailed(f"failed at step {context.position} as requested")
+        if stub_input.crash_at_step == context.position:
+            os.kill(os.getpid(), signal.SIGKILL)
         message = work(stub_input, context)
         context.log(message)
         context.progress(1.0, message)
@@ -109,6 +115,7 @@ def parse_input(input: Mapping[str, Any]) -> StubInput:
     if not 0 <= step_duration_s <= MAX_STEP_DURATION_S:
         raise StepFailed(f"input: step_duration_s must be from 0 to {MAX_STEP_DURATION_S}")
     fail_at_step = input.get("fail_at_step")
+    crash_at_step = input.get("crash_at_step")
     return StubInput(
         prompt=prompt,
         seed=_integer(input, "seed", 0, MAX_INTEGER),
@@ -117,6 +124,9 @@ def parse_input(input: Mapping[str, Any]) -> StubInput:
         step_duration_s=float(step_duration_s),
         fail_at_step=(
             None if fail_at_step is None else _integer(input, "fail_at_step", 0, MAX_INTEGER)
+        ),
+        crash_at_step=(
+            None if crash_at_step is None else _integer(input, "crash_at_step", 0, MAX_INTEGER)
         ),
     )
 

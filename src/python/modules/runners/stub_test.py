@@ -3,6 +3,8 @@
 import hashlib
 import io
 import json
+import multiprocessing
+import signal
 import subprocess
 import sys
 import threading
@@ -38,7 +40,7 @@ def test_another_process_renders_the_same_bytes() -> None:
     """Nothing depends on the process (such as str hashing, randomized per process)."""
     script = (
         "import hashlib, sys; from modules.runners.stub import StubInput, render_png; "
-        "png = render_png(StubInput('a lighthouse at dusk', 7, 96, 64, 0.0, None)); "
+        "png = render_png(StubInput('a lighthouse at dusk', 7, 96, 64, 0.0, None, None)); "
         "sys.stdout.write(hashlib.sha256(png).hexdigest())"
     )
     result = subprocess.run(
@@ -118,6 +120,15 @@ def test_fail_at_step_fails_that_step_after_the_ones_before(position: int) -> No
     assert context.step == STEPS[position]
     assert [step for step, _ in context.logs] == list(STEPS[:position])
     assert context.progress_reports[-1].fraction < 1.0
+
+
+def test_crash_at_step_kills_the_process_running_that_step() -> None:
+    # In a forked child: the knob SIGKILLs whichever process runs the step.
+    fork = multiprocessing.get_context("fork")
+    child = fork.Process(target=run_plan, args=(StubRunner(), {**INPUT, "crash_at_step": 1}))
+    child.start()
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
 
 
 def test_fail_at_a_step_past_the_plan_fails_nothing() -> None:

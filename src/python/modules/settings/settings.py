@@ -178,6 +178,15 @@ class Settings(BaseSettings):
     worker_task_time_limit_s: int = Field(
         3600, ge=1, description="A task's process is killed after this many seconds."
     )
+    worker_shutdown_grace_s: float = Field(
+        20.0,
+        ge=0,
+        le=3600,
+        description=(
+            "On SIGTERM the worker takes no more jobs and lets running ones go on this long; "
+            "a job still running then is given back (queued) so another worker runs it at once."
+        ),
+    )
 
     # --- Jobs ---
     job_lease_s: float = Field(

@@ -82,6 +82,14 @@ def _json_logs(**_: Any) -> None:
     )
 
 
+@signals.worker_shutting_down.connect
+def _shutting_down(**_: Any) -> None:
+    """SIGTERM (warm) or SIGQUIT (cold), in the main process. Celery's own soft shutdown
+    (worker_soft_shutdown_timeout) only follows a cold shutdown and then kills the pool, which
+    would leave each running job to wait out its lease: Forge's grace period gives it back."""
+    jobs.start_grace_period(settings.worker_shutdown_grace_s)
+
+
 @signals.worker_process_init.connect
 def _start_pool_process(**_: Any) -> None:
     """Runs in each pool process right after it is forked. Per-process resources (the database

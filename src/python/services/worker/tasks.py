@@ -26,6 +26,8 @@ def run_job(self: Task[[], None]) -> None:
     # the worker set up multiprocess mode (services.worker.main).
     from modules.observability import job_metrics
 
+    if jobs.STOPPING.is_set():
+        return  # the worker is shutting down; the reconciler resends a message for the job
     executor = jobs.executor()
     claim = executor.claim_next()
     if claim is None:

@@ -1,0 +1,610 @@
+"""The process-level fault-injection soak: no job lost, none stuck, none run twice.
+
+Starts a private Redis, an S3 server (moto's), the api, a supervised worker and the reconciler
+(short lease and reconcile interval) against a private database on the PostgreSQL server of
+--database-url, reached through a TCP proxy that can stall it (what SIGSTOP or `docker pause`
+does to its clients). Clients submit --jobs jobs of the stub models with short random step
+durations, --poison of them on stub-image@2 with crash_at_step (their process SIGKILLs itself),
+retrying each with the same Idempotency-Key while the api is down. Meanwhile it injects, at
+random intervals: SIGKILL of a pool process and of the whole worker, Redis restarted empty, the
+api killed, PostgreSQL stalled, and a SIGTERM (graceful) worker stop. Then it waits for every
+job to end, prints the report and exits 1 on any lost, stuck, duplicated or wrong outcome.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+from psycopg import sql
+from sqlalchemy import make_url
+
+from chaos.proxy import StallingProxy
+from modules.jobs.execution import SHUT_DOWN
+from modules.testing import s3_server
+from modules.testing.databases import libpq_url
+
+PROGRAM = "soak"
+WORKER = "import sys; from services.worker.main import main; sys.exit(main())"
+RECONCILER = "import sys; from services.worker.main import main; sys.exit(main(['reconcile']))"
+TERMINAL = {"succeeded", "failed", "canceled"}
+LEASE_S = 3
+RECONCILE_INTERVAL_S = 1
+SHUTDOWN_GRACE_S = 2
+POISON_MODEL = "stub-image@2"
+
+
+def say(line: str = "") -> None:
+    """A line of the report, on stdout."""
+    sys.stdout.write(line + "\n")
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"{time.strftime('%H:%M:%S')} {PROGRAM}: {message}\n")
+    sys.stderr.flush()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    """A child process in its own process group (so a kill takes its children too, as a
+    container's death does), output to a file, restarted by `supervise` when it exits."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name, self.args, self.env, self.logs = name, args, env, logs
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        with (self.logs / f"{self.name}.log").open("ab") as out:
+            self.process = subprocess.Popen(
+                self.args,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def signal_group(self, signum: int) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(self.pid, signum)
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except OSError:
+            return []
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.process.wait()
+
+
+def supervise(services: list[Service], stopping: threading.Event, delay_s: float = 0.5) -> None:
+    """Restart policy `always` (Compose's `restart:`): a service that exited starts again."""
+    while not stopping.wait(0.2):
+        for service in services:
+            with service.lock:
+                if service.process is not None and service.process.poll() is not None:
+                    service.signal_group(signal.SIGKILL)  # orphans of a killed group leader
+                    time.sleep(delay_s)
+                    service.restarts += 1
+                    service.start()
+
+
+@dataclass
+class Submitted:
+    key: str
+    model: str
+    poison: bool
+    job_id: str | None = None
+    tries: int = 0
+
+
+@dataclass
+class Fault:
+    name: str
+    at: float  # monotonic
+    wall: float  # epoch seconds, to compare with PostgreSQL's timestamps
+    jobs: list[str] = field(default_factory=list)  # running on what was killed
+
+
+class Soak:
+    def __init__(self, options: argparse.Namespace, work: Path) -> None:
+        self.options = options
+        self.work = work
+        self.rng = random.Random(options.seed)
+        self.stopping = threading.Event()
+        self.faults: list[Fault] = []
+        self.submitted: list[Submitted] = []
+        self.stop_times: list[float] = []  # SIGTERM to exit of the worker
+
+    # --- Setup ---------------------------------------------------------------------------
+
+    def start_redis(self) -> None:
+        # No persistence: a restart is Redis losing everything it held.
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.work)],
+            stdout=(self.work / "redis.log").open("ab"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit(f"{PROGRAM}: redis-server did not start")
+
+    @contextmanager
+    def stack(self) -> Iterator[None]:
+        admin = make_url(self.options.database_url)
+        self.db_name = f"forge_soak_{os.getpid()}"
+        self.admin_dsn = libpq_url(admin.render_as_string(hide_password=False))
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.db_name)))
+        self.dsn = libpq_url(admin.set(database=self.db_name).render_as_string(False))
+        self.proxy = StallingProxy(admin.host or "127.0.0.1", admin.port or 5432)
+        proxied = admin.set(host="127.0.0.1", port=self.proxy.port, database=self.db_name)
+        self.redis_port = free_port()
+        self.start_redis()
+        s3_port = free_port()
+        self.api_port = free_port()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("FORGE_")}
+        env.update(
+            PYTHONPATH=os.pathsep.join(sys.path),
+            FORGE_DATABASE_URL=proxied.render_as_string(hide_password=False),
+            FORGE_BROKER_URL=f"redis://127.0.0.1:{self.redis_port}/0",
+            FORGE_RESULT_BACKEND_URL=f"redis://127.0.0.1:{self.redis_port}/1",
+            FORGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}",
+            FORGE_S3_BUCKET="forge-soak",
+            FORGE_API_PORT=str(self.api_port),
+            FORGE_API_WORKERS="1",
+            FORGE_WORKER_CONCURRENCY=str(self.options.concurrency),
+            FORGE_WORKER_METRICS_PORT="0",
+            FORGE_RECONCILER_METRICS_PORT=str(free_port()),
+            FORGE_JOB_LEASE_S=str(LEASE_S),
+            FORGE_RECONCILE_INTERVAL_S=str(RECONCILE_INTERVAL_S),
+            FORGE_WORKER_SHUTDOWN_GRACE_S=str(SHUTDOWN_GRACE_S),
+            FORGE_LOG_LEVEL="INFO",
+        )
+        python = sys.executable
+        s3 = Service("s3", [python, "-m", s3_server.__name__, str(s3_port)], env, self.work)
+        s3.start()
+        for command in (["migrate", "upgrade", "head"], ["init-storage"], ["sync-models"]):
+            for _ in range(50):  # init-storage waits for the S3 server to listen
+                done = subprocess.run(
+                    [python, "-m", "services.api.main", *command], env=env, capture_output=True
+                )
+                if done.returncode == 0:
+                    break
+                time.sleep(0.2)
+            else:
+                raise SystemExit(f"{PROGRAM}: {command} failed: {done.stderr.decode()[-2000:]}")
+        self.api = Service("api", [python, "-m", "services.api.main"], env, self.work)
+        self.workers = [
+            Service(f"worker-{number}", [python, "-c", WORKER], env, self.work)
+            for number in range(1, self.options.workers + 1)
+        ]
+        self.reconciler = Service("reconciler", [python, "-c", RECONCILER], env, self.work)
+        services = [self.api, *self.workers, self.reconciler]
+        for service in services:
+            service.start()
+        supervisor = threading.Thread(target=supervise, args=(services, self.stopping))
+        supervisor.start()
+        try:
+            yield
+        finally:
+            self.stopping.set()
+            supervisor.join()
+            for service in [*services, s3]:
+                service.stop()
+            self.redis.kill()
+            self.redis.wait()
+            self.proxy.close()
+            with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(self.db_name))
+                )
+
+    # --- Clients -------------------------------------------------------------------------
+
+    def plan_jobs(self) -> None:
+        poison = set(self.rng.sample(range(self.options.jobs), self.options.poison))
+        for index in range(self.options.jobs):
+            model = (
+                POISON_MODEL
+                if index in poison
+                else self.rng.choice(["stub-image@1", "stub-icon@1"])
+            )
+            self.submitted.append(Submitted(str(uuid.uuid4()), model, index in poison))
+
+    def body(self, job: Submitted, index: int) -> dict[str, object]:
+        rng = random.Random(index)  # the same body on every retry (the key's request hash)
+        input: dict[str, object] = {
+            "prompt": f"soak job {index}",
+            "seed": rng.randrange(2**31),
+            "width": 32,
+            "height": 32,
+            "step_duration_s": round(rng.uniform(0, self.options.max_step_s), 3),
+        }
+        if index % 10 == 5:  # longer than the shutdown grace: a graceful stop gives it back
+            input["step_duration_s"] = SHUTDOWN_GRACE_S
+        if job.poison:
+            input["crash_at_step"] = rng.randrange(3)
+        return {"model": job.model, "input": input}
+
+    def submit_all(self, started: float, rate: float) -> None:
+        """Submits job i at started + i / rate, from a few client threads."""
+        base = f"http://127.0.0.1:{self.api_port}"
+        pending = list(enumerate(self.submitted))
+        lock = threading.Lock()
+
+        def client() -> None:
+            with httpx.Client(base_url=base, timeout=10) as http:
+                while True:
+                    with lock:
+                        if not pending:
+                            return
+                        index, job = pending.pop(0)
+                    due = started + index / rate
+                    time.sleep(max(0.0, due - time.monotonic()))
+                    body = self.body(job, index)
+                    while job.job_id is None:
+                        job.tries += 1
+                        try:
+                            reply = http.post(
+                                "/v1/jobs", json=body, headers={"Idempotency-Key": job.key}
+                            )
+                        except httpx.HTTPError:
+                            time.sleep(0.3)
+                            continue
+                        if reply.status_code in (200, 201, 202):
+                            job.job_id = reply.json()["id"]
+                        elif reply.status_code >= 500:
+                            time.sleep(0.3)
+                        else:
+                            raise SystemExit(f"{PROGRAM}: {reply.status_code} {reply.text}")
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    # --- Faults --------------------------------------------------------------------------
+
+    def running_on(self, pids: list[int], min_step_s: float = 0) -> list[str]:
+        owners = [f"{socket.gethostname()}:{pid}" for pid in pids]
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT id::text FROM jobs WHERE status = 'running' AND lease_owner = ANY(%s) "
+                "AND (input->>'step_duration_s')::float >= %s",
+                (owners, min_step_s),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def fault(self, name: str, jobs: list[str] | None = None) -> None:
+        self.faults.append(Fault(name, time.monotonic(), time.time(), jobs or []))
+        log(f"fault: {name}" + (f" ({len(jobs)} jobs running on it)" if jobs else ""))
+
+    def busy_worker(self, within_s: float = 30, min_step_s: float = 0) -> tuple[Service, list[int]]:
+        """A worker and its pool processes running a job, once there are any: a fault aimed at
+        a worker that is still starting (which takes seconds) proves nothing about jobs."""
+        deadline = time.monotonic() + within_s
+        while True:
+            worker = self.rng.choice(self.workers)
+            busy = [pid for pid in worker.children() if self.running_on([pid], min_step_s)]
+            if busy or time.monotonic() > deadline:
+                return worker, busy
+            time.sleep(0.1)
+
+    def kill_pool_process(self) -> None:
+        _, busy = self.busy_worker()
+        # Spread the damage: a job killed on each of its attempts rightly fails, but says little.
+        killed = {job for fault in self.faults if "SIGKILL" in fault.name for job in fault.jobs}
+        fresh = [pid for pid in busy if not killed.intersection(self.running_on([pid]))]
+        if busy:
+            pid = self.rng.choice(fresh or busy)
+            jobs = self.running_on([pid])
+            os.kill(pid, signal.SIGKILL)
+            self.fault("pool process SIGKILL", jobs)
+
+    def kill_worker(self) -> None:
+        worker, _ = self.busy_worker()
+        with worker.lock:
+            jobs = self.running_on(worker.children())
+            worker.signal_group(signal.SIGKILL)
+            self.fault("worker SIGKILL (main process and pool)", jobs)
+
+    def stop_worker(self) -> None:
+        worker, _ = self.busy_worker(min_step_s=SHUTDOWN_GRACE_S)
+        with worker.lock:  # no restart until it exited
+            process = worker.process
+            assert process is not None
+            jobs = self.running_on(worker.children())
+            process.terminate()  # as `docker stop` does: the main process only
+            self.fault("worker SIGTERM (graceful stop)", jobs)
+            try:
+                process.wait(timeout=SHUTDOWN_GRACE_S + 20)
+                self.stop_times.append(time.monotonic() - self.faults[-1].at)
+            except subprocess.TimeoutExpired:
+                self.stop_times.append(float("inf"))
+
+    def restart_redis(self) -> None:
+        self.redis.kill()
+        self.redis.wait()
+        self.fault("Redis SIGKILL, restarted empty")
+        time.sleep(0.5)
+        self.start_redis()
+
+    def kill_api(self) -> None:
+        self.api.signal_group(signal.SIGKILL)
+        self.fault("api SIGKILL (restarted)")
+
+    def stall_postgres(self) -> None:
+        self.fault(f"PostgreSQL stalled {self.options.stall_s:g} s")
+        self.proxy.stall(self.options.stall_s)
+
+    def inject(self, submitting: threading.Event) -> None:
+        """Rounds of every fault in a random order, at random intervals, while jobs are being
+        submitted, and at least --rounds of them."""
+        kinds: list[Callable[[], None]] = [
+            self.kill_pool_process,
+            self.kill_worker,
+            self.restart_redis,
+            self.kill_api,
+            self.stall_postgres,
+            self.stop_worker,
+        ]
+        rounds = 0
+        while rounds < self.options.rounds or submitting.is_set():
+            plan = [*kinds, self.kill_pool_process]  # the most common death, twice
+            self.rng.shuffle(plan)
+            for fault in plan:
+                time.sleep(self.rng.uniform(*self.options.gap_s))
+                fault()
+            rounds += 1
+
+    # --- Report --------------------------------------------------------------------------
+
+    def wait_for_drain(self, deadline: float) -> int:
+        while time.monotonic() < deadline:
+            with psycopg.connect(self.dsn) as conn:
+                left = conn.execute(
+                    "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed', "
+                    "'canceled')"
+                ).fetchone()
+            if left is not None and left[0] == 0:
+                return 0
+            time.sleep(0.5)
+        return -1
+
+    def report(self, drain_s: float | None, fault_window: tuple[float, float]) -> bool:
+        with psycopg.connect(self.dsn) as conn:
+            jobs = {
+                row[0]: row[1:]
+                for row in conn.execute(
+                    "SELECT id::text, idempotency_key, status, error->>'type', attempts "
+                    "FROM jobs"
+                )
+            }
+            steps_twice = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE type = 'step.succeeded' "
+                "GROUP BY job_id, payload->>'position' HAVING count(*) > 1) t"
+            ).fetchone()
+            ends_twice = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE type LIKE 'job.%%' AND "
+                "type IN ('job.succeeded', 'job.failed', 'job.canceled') GROUP BY job_id "
+                "HAVING count(*) > 1) t"
+            ).fetchone()
+            artifacts_differ = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE type = 'artifact.stored' "
+                "GROUP BY job_id, payload->>'key' HAVING count(DISTINCT payload->>'sha256') > 1"
+                ") t"
+            ).fetchone()
+            seq_duplicates = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM events GROUP BY job_id, seq "
+                "HAVING count(*) > 1) t"
+            ).fetchone()
+            seq_gaps = conn.execute(
+                "SELECT count(*) FROM (SELECT job_id FROM events GROUP BY job_id "
+                "HAVING max(seq) <> count(*) OR min(seq) <> 1) t"
+            ).fetchone()
+            released_at_shutdown = conn.execute(
+                "SELECT count(*) FROM events WHERE type = 'job.requeued' AND "
+                "payload->>'reason' = %s",
+                (SHUT_DOWN,),
+            ).fetchone()
+            missing_artifacts = conn.execute(
+                "SELECT count(*) FROM jobs j WHERE status = 'succeeded' AND "
+                "(SELECT count(*) FROM artifacts a WHERE a.job_id = j.id) <> 2"
+            ).fetchone()
+            restarts: dict[str, list[float]] = {}
+            for fault in self.faults:
+                for job_id in fault.jobs:
+                    row = conn.execute(
+                        "SELECT min(created_at) FROM events WHERE job_id = %s AND "
+                        "type IN ('job.started', 'job.failed', 'job.canceled') AND "
+                        "created_at > to_timestamp(%s)",
+                        (job_id, fault.wall),
+                    ).fetchone()
+                    if row is not None and row[0] is not None:
+                        restarts.setdefault(fault.name, []).append(row[0].timestamp() - fault.wall)
+        acknowledged = {job.job_id for job in self.submitted if job.job_id}
+        by_key = Counter(row[0] for row in jobs.values())
+        lost = len([job for job in self.submitted if job.job_id not in jobs])
+        duplicated_jobs = sum(count - 1 for count in by_key.values() if count > 1) + len(
+            set(jobs) - acknowledged
+        )
+        statuses = Counter(row[1] for row in jobs.values())
+        failed = Counter(row[2] for row in jobs.values() if row[1] == "failed")
+        stuck = sum(1 for row in jobs.values() if row[1] not in TERMINAL)
+        # A job killed on every one of its attempts by injected faults rightly ends failed.
+        kills = Counter(
+            job_id for fault in self.faults if "SIGKILL" in fault.name for job_id in fault.jobs
+        )
+        wrong = exhausted_by_faults = 0
+        for job in self.submitted:
+            if job.job_id is None or job.job_id not in jobs:
+                continue
+            _, status, error, attempts = jobs[job.job_id]
+            expected = ("failed", "attempts_exhausted") if job.poison else ("succeeded", None)
+            if (status, error) == expected or status not in TERMINAL:
+                continue
+            killed_every_time = kills[job.job_id] >= attempts
+            if (status, error) == ("failed", "attempts_exhausted") and killed_every_time:
+                exhausted_by_faults += 1
+            else:
+                wrong += 1
+        counts = {
+            "submitted (acknowledged keys)": len(acknowledged),
+            "submission requests (with retries)": sum(job.tries for job in self.submitted),
+            "jobs in the database": len(jobs),
+            "succeeded": statuses["succeeded"],
+            "failed": sum(failed.values()),
+            **{f"  failed: {reason}": count for reason, count in sorted(failed.items())},
+            "poison jobs submitted": sum(job.poison for job in self.submitted),
+            "non-poison jobs killed by faults on every attempt (failed, as they should)": (
+                exhausted_by_faults
+            ),
+            "canceled": statuses["canceled"],
+            "lost (acknowledged, not in the database)": lost,
+            "duplicated jobs (one key, several jobs)": duplicated_jobs,
+            "stuck (not terminal at the drain deadline)": stuck,
+            "wrong outcome (non-poison not succeeded, poison not attempts_exhausted)": wrong,
+            "steps run to completion twice": _count(steps_twice),
+            "jobs ended twice": _count(ends_twice),
+            "artifacts written twice with different content": _count(artifacts_differ),
+            "succeeded jobs without both artifacts": _count(missing_artifacts),
+            "duplicate event seqs": _count(seq_duplicates),
+            "jobs with a gap in their event seqs": _count(seq_gaps),
+        }
+        say(f"\nForge soak: {self.options.jobs} jobs, {len(self.faults)} faults, seed "
+              f"{self.options.seed}")  # fmt: skip
+        for name, value in counts.items():
+            say(f"  {name:<72} {value}")
+        say("faults injected:")
+        for name, count in sorted(Counter(fault.name for fault in self.faults).items()):
+            say(f"  {name:<72} {count}")
+        say(f"  {'worker restarts (supervisor) / api restarts':<72} "
+              f"{sum(w.restarts for w in self.workers)} / {self.api.restarts}")  # fmt: skip
+        stops = ", ".join(f"{seconds:.1f}" for seconds in self.stop_times)
+        say(f"  {'worker SIGTERM -> exit (s), grace ' + str(SHUTDOWN_GRACE_S) + ' s':<72} {stops}")
+        say(f"  {'jobs given back to the queue at a graceful stop':<72} "
+              f"{_count(released_at_shutdown)}")  # fmt: skip
+        say("time from a fault to its jobs running again (s):")
+        for name, values in sorted(restarts.items()):
+            say(f"  {name:<72} n={len(values)} max={max(values):.1f} "
+                  f"mean={sum(values) / len(values):.1f}")  # fmt: skip
+        first, last = fault_window
+        say(f"  {'fault window (s)':<72} {last - first:.1f}")
+        drained = "not drained" if drain_s is None else f"{drain_s:.1f}"
+        say(f"  {'time to drain after the last fault and submission (s)':<72} {drained}")
+        bad = [
+            "lost (acknowledged, not in the database)",
+            "duplicated jobs (one key, several jobs)",
+            "stuck (not terminal at the drain deadline)",
+            "wrong outcome (non-poison not succeeded, poison not attempts_exhausted)",
+            "steps run to completion twice",
+            "jobs ended twice",
+            "artifacts written twice with different content",
+            "succeeded jobs without both artifacts",
+            "duplicate event seqs",
+            "jobs with a gap in their event seqs",
+        ]
+        failures = [name for name in bad if counts[name]]
+        slow = [name for name, values in restarts.items() if max(values) > 30]
+        slow += ["worker SIGTERM -> exit"] * any(t > SHUTDOWN_GRACE_S + 10 for t in self.stop_times)
+        ok = not failures and not slow and drain_s is not None and len(jobs) == len(acknowledged)
+        say("verdict: " + ("PASS" if ok else f"FAIL {failures + slow}"))
+        return ok
+
+
+def _count(row: tuple[int] | None) -> int:
+    return 0 if row is None else int(row[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
+    default_url = os.environ.get(
+        "FORGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    parser.add_argument("--database-url", default=default_url, help="a PostgreSQL superuser URL")
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--poison", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2, help="times each fault is injected")
+    parser.add_argument("--gap-s", type=float, nargs=2, default=(2.0, 6.0), help="between faults")
+    parser.add_argument("--stall-s", type=float, default=4.0, help="PostgreSQL stall")
+    parser.add_argument("--max-step-s", type=float, default=0.2, help="a step's longest duration")
+    parser.add_argument("--rate", type=float, default=2.0, help="jobs submitted per second")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (supervised)")
+    parser.add_argument("--concurrency", type=int, default=2, help="each worker's pool size")
+    parser.add_argument("--drain-timeout-s", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--keep", action="store_true", help="keep the logs directory")
+    options = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="forge-soak-"))
+    soak = Soak(options, work)
+    soak.plan_jobs()
+    log(f"logs in {work}; {options.jobs} jobs ({options.poison} poison), seed {options.seed}")
+    ok = False
+    with soak.stack():
+        started = time.monotonic()
+        submitting = threading.Event()
+        submitting.set()
+        faults = threading.Thread(target=soak.inject, args=(submitting,))
+        faults.start()
+        soak.submit_all(started, options.rate)
+        submitting.clear()
+        submitted = time.monotonic()
+        log(f"all {options.jobs} jobs acknowledged after {submitted - started:.1f} s")
+        faults.join()
+        last_fault = max(soak.faults[-1].at, submitted)
+        left = soak.wait_for_drain(last_fault + options.drain_timeout_s)
+        drain_s = None if left < 0 else max(0.0, time.monotonic() - last_fault)
+        first_fault = soak.faults[0].at
+        ok = soak.report(drain_s, (first_fault, last_fault))
+    if ok and not options.keep:
+        shutil.rmtree(work)
+    else:
+        log(f"logs kept in {work}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
