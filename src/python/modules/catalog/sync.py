@@ -52,7 +52,7 @@ def sync(session: Session, catalog: Sequence[CatalogModel] | None = None) -> Syn
             .on_conflict_do_nothing(index_elements=[Model.name, Model.version])
             .returning(Model.name, Model.version)
         )
-        inserted = {(name, version) for name, version in rows}
+        inserted = {tuple(row) for row in rows}
         keys = [(model.name, model.version) for model in models]
         stored = {
             (row.name, row.version): row
