@@ -6,7 +6,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from modules.testing.stack import RECONCILE_INTERVAL_S, ForgeStack
+from modules.jobs.execution import SHUT_DOWN
+from modules.testing.stack import RECONCILE_INTERVAL_S, SHUTDOWN_GRACE_S, ForgeStack
 
 
 def test_a_job_submitted_while_redis_is_down_runs_once_redis_is_back(
@@ -91,6 +92,31 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_its_attempts(
     kinds = Counter(event["type"] for event in events)
     assert (kinds["job.started"], kinds["job.requeued"], kinds["job.failed"]) == (3, 2, 1)
     assert {step["status"] for step in failed["steps"]} == {"canceled"}
+
+
+def test_a_worker_stopped_with_sigterm_gives_its_job_back_after_the_grace_period(
+    forge_stack: ForgeStack,
+) -> None:
+    """Warm shutdown: the job may run on for the grace period, then it is queued again at once
+    (not after its lease), uses up no attempt, and another worker finishes it."""
+    with forge_stack.client() as client:
+        job = forge_stack.submit(client, prompt="outlives the grace period", step_duration_s=3)
+        forge_stack.wait_for_job(client, job["id"], _running(1), timeout_s=60)
+        started = time.monotonic()
+        forge_stack.stop_worker()  # SIGTERM; the worker exits 0
+        stopped_after_s = time.monotonic() - started
+        given_back = client.get(job["urls"]["self"]).json()
+        forge_stack.start_worker()
+        done = forge_stack.wait_for_job(client, job["id"], timeout_s=90)
+        events = forge_stack.events(client, job["id"])
+
+    assert SHUTDOWN_GRACE_S <= stopped_after_s < SHUTDOWN_GRACE_S + 15
+    assert given_back["status"] == "queued", given_back
+    assert done["status"] == "succeeded", done
+    assert (done["attempts"], done["max_attempts"]) == (2, 4)
+    (requeued,) = (event for event in events if event["type"] == "job.requeued")
+    assert requeued["payload"]["reason"] == SHUT_DOWN
+    assert "step.canceled" in {event["type"] for event in events}
 
 
 def _running(attempt: int) -> Callable[[Any], bool]:

@@ -23,6 +23,7 @@ from services.worker.testing import WorkerProcess
 # worker on two busy cores renews its lease (every third of it) in time.
 LEASE_S = 5
 RECONCILE_INTERVAL_S = 0.5
+SHUTDOWN_GRACE_S = 1
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 
 
@@ -51,6 +52,7 @@ class ForgeStack:
             "FORGE_S3_BUCKET": bucket,
             "FORGE_JOB_LEASE_S": str(LEASE_S),
             "FORGE_RECONCILE_INTERVAL_S": str(RECONCILE_INTERVAL_S),
+            "FORGE_WORKER_SHUTDOWN_GRACE_S": str(SHUTDOWN_GRACE_S),
             # One job at a time: a second job stays queued while the first runs.
             "FORGE_WORKER_CONCURRENCY": "1",
             "FORGE_API_WORKERS": "1",
