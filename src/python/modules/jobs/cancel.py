@@ -11,15 +11,20 @@ from modules.persistence.models import Job
 from modules.persistence.statuses import JobStatus
 
 
-def cancel(session: Session, job_id: uuid.UUID) -> JobStatus | None:
-    """Request cancellation; returns the job's status afterwards, None if there is no such job.
+def cancel(session: Session, job_id: uuid.UUID, *, owner: str) -> JobStatus | None:
+    """Request cancellation of the owner's job; returns the job's status afterwards, None if the
+    owner has no such job.
 
     queued -> canceled (it never starts: a worker only claims queued jobs); running ->
     canceling (its worker sees the request and ends it canceled); any other status is left as
     it is, so a repeated cancel is harmless."""
     changed = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        .where(
+            Job.id == job_id,
+            Job.owner == owner,
+            Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+        )
         .values(
             status=case(
                 (Job.status == JobStatus.QUEUED, JobStatus.CANCELED), else_=JobStatus.CANCELING
@@ -30,7 +35,7 @@ def cancel(session: Session, job_id: uuid.UUID) -> JobStatus | None:
         .returning(Job.status)
     ).scalar_one_or_none()
     if changed is None:
-        return session.scalar(select(Job.status).where(Job.id == job_id))
+        return session.scalar(select(Job.status).where(Job.id == job_id, Job.owner == owner))
     if changed == JobStatus.CANCELED:
         cancel_unfinished_steps(session, job_id)  # a requeued job may have some
     events.append(session, job_id, events.NewEvent(f"job.{changed}", {"status": changed}))

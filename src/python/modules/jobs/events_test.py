@@ -13,7 +13,7 @@ EVENTS_PER_WRITER = 25
 def _job(sessions: sessionmaker[Session], model: Model) -> uuid.UUID:
     with sessions() as session, session.begin():
         wanted = submission.Submission(f"{model.name}@{model.version}", {"prompt": "x"})
-        return submission.submit(session, wanted, max_attempts=3).job_id
+        return submission.submit(session, wanted, owner="tester", max_attempts=3).job_id
 
 
 def test_concurrent_writers_make_a_gapless_stream_a_reader_never_sees_out_of_order(

@@ -37,7 +37,7 @@ def executor(sessions: sessionmaker[Session], store: S3ArtifactStore) -> Executo
 def _submit(sessions: sessionmaker[Session], **input: JsonValue) -> uuid.UUID:
     with sessions() as session, session.begin():
         body = submission.Submission("stub-test", {"prompt": "a red fox", **input})
-        return submission.submit(session, body, max_attempts=3).job_id
+        return submission.submit(session, body, owner="tester", max_attempts=3).job_id
 
 
 def _job(
@@ -96,7 +96,7 @@ def test_a_running_job_is_canceled_by_its_worker(
         while _job(sessions, job_id)[1] == [] or _job(sessions, job_id)[1][0].status != "running":
             time.sleep(0.05)
         with sessions() as session, session.begin():
-            cancel.cancel(session, job_id)
+            cancel.cancel(session, job_id, owner="tester")
 
     canceler = threading.Thread(target=cancel_when_running)
     canceler.start()

@@ -20,7 +20,7 @@ from modules.workqueue import TokenQueue, make_celery
 def _submit(sessions: sessionmaker[Session], priority: int = 0, max_attempts: int = 3) -> uuid.UUID:
     with sessions() as session, session.begin():
         body = submission.Submission("stub-test", {"prompt": "x"}, priority=priority)
-        return submission.submit(session, body, max_attempts=max_attempts).job_id
+        return submission.submit(session, body, owner="tester", max_attempts=max_attempts).job_id
 
 
 def _claim(
@@ -94,15 +94,15 @@ def test_cancel_queued_at_once_running_through_its_worker_terminal_unchanged(
 ) -> None:
     queued, running = _submit(sessions), _submit(sessions)
     with sessions() as session, session.begin():
-        assert cancel.cancel(session, queued) == JobStatus.CANCELED
+        assert cancel.cancel(session, queued, owner="tester") == JobStatus.CANCELED
     claim = _claim(sessions)
     assert claim is not None
     assert claim.job_id == running  # the canceled job is never claimed
     with sessions() as session, session.begin():
-        assert cancel.cancel(session, running) == JobStatus.CANCELING
-        assert cancel.cancel(session, running) == JobStatus.CANCELING  # idempotent
-        assert cancel.cancel(session, queued) == JobStatus.CANCELED
-        assert cancel.cancel(session, uuid.uuid4()) is None
+        assert cancel.cancel(session, running, owner="tester") == JobStatus.CANCELING
+        assert cancel.cancel(session, running, owner="tester") == JobStatus.CANCELING  # idempotent
+        assert cancel.cancel(session, queued, owner="tester") == JobStatus.CANCELED
+        assert cancel.cancel(session, uuid.uuid4(), owner="tester") is None
         assert claims.hold(session, claim) == JobStatus.CANCELING
         assert claims.finish(session, claim, JobStatus.CANCELED)
     with sessions() as session:
@@ -154,7 +154,7 @@ def test_a_canceling_job_whose_worker_died_ends_canceled(
     job_id = _submit(sessions)
     assert _claim(sessions) is not None
     with sessions() as session, session.begin():
-        cancel.cancel(session, job_id)
+        cancel.cancel(session, job_id, owner="tester")
     _expire(sessions, job_id)
     assert reconcile(sessions, queue).taken_back == {JobStatus.CANCELED: 1}
 
@@ -189,7 +189,7 @@ def test_listing_pages_skip_and_repeat_nothing_while_jobs_arrive(
     pages = 0
     while True:
         with sessions() as session:
-            page = reads.list_jobs(session, limit=10, cursor=cursor)
+            page = reads.list_jobs(session, owner="tester", limit=10, cursor=cursor)
         seen.extend(view.job.id for view in page.jobs)
         pages += 1
         _submit(sessions)  # arrives at the top, before where we are
@@ -206,11 +206,13 @@ def test_listing_filters_and_refuses_a_forged_cursor(
     job_id = _submit(sessions)
     _submit(sessions)
     with sessions() as session, session.begin():
-        cancel.cancel(session, job_id)
+        cancel.cancel(session, job_id, owner="tester")
     with sessions() as session:
-        canceled = reads.list_jobs(session, limit=10, status=JobStatus.CANCELED)
+        canceled = reads.list_jobs(session, owner="tester", limit=10, status=JobStatus.CANCELED)
         assert [view.job.id for view in canceled.jobs] == [job_id]
-        assert len(reads.list_jobs(session, limit=10, model="stub-test@1").jobs) == 2
-        assert reads.list_jobs(session, limit=10, model="other").jobs == []
+        assert (
+            len(reads.list_jobs(session, owner="tester", limit=10, model="stub-test@1").jobs) == 2
+        )
+        assert reads.list_jobs(session, owner="tester", limit=10, model="other").jobs == []
         with pytest.raises(reads.InvalidCursor):
-            reads.list_jobs(session, limit=10, cursor="bm90IGEgY3Vyc29y")
+            reads.list_jobs(session, owner="tester", limit=10, cursor="bm90IGEgY3Vyc29y")

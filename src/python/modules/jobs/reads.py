@@ -32,9 +32,12 @@ class InvalidCursor(Exception):
     """A cursor this code did not write (or one that was edited)."""
 
 
-def get_job(session: Session, job_id: uuid.UUID) -> JobView | None:
+def get_job(session: Session, job_id: uuid.UUID, *, owner: str) -> JobView | None:
+    """The owner's job; None when there is none (another owner's job included)."""
     row = session.execute(
-        select(Job, Model).join(Model, Model.id == Job.model_id).where(Job.id == job_id)
+        select(Job, Model)
+        .join(Model, Model.id == Job.model_id)
+        .where(Job.id == job_id, Job.owner == owner)
     ).one_or_none()
     if row is None:
         return None
@@ -44,15 +47,16 @@ def get_job(session: Session, job_id: uuid.UUID) -> JobView | None:
 def list_jobs(
     session: Session,
     *,
+    owner: str,
     limit: int,
     cursor: str | None = None,
     status: JobStatus | None = None,
     model: str | None = None,
 ) -> JobPage:
-    """Newest first. The cursor is the (created_at, id) of the previous page's last job, so a
+    """The owner's jobs, newest first. The cursor is the (created_at, id) of the previous page's last job, so a
     job inserted while a client pages appears before its position, never on a later page twice;
     each filter has an index that serves this order (docs/data-model.md shows the plans)."""
-    query = select(Job, Model).join(Model, Model.id == Job.model_id)
+    query = select(Job, Model).join(Model, Model.id == Job.model_id).where(Job.owner == owner)
     if status is not None:
         query = query.where(Job.status == status)
     if model is not None:

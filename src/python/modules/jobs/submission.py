@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -42,17 +42,35 @@ class IdempotencyConflict(Exception):
     """The key was used before with another request body."""
 
 
+class QueueFull(Exception):
+    """The owner has as many queued jobs as it may have."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} jobs queued already")
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class Accepted:
     job_id: uuid.UUID
     replayed: bool  # True: the key was seen with the same body, this is the original job
 
 
-def submit(session: Session, submission: Submission, *, max_attempts: int) -> Accepted:
-    """Insert the job (status queued, event job.queued) unless its idempotency key exists.
+def submit(
+    session: Session,
+    submission: Submission,
+    *,
+    owner: str,
+    max_attempts: int,
+    max_queued: int | None = None,
+) -> Accepted:
+    """Insert `owner`'s job (status queued, event job.queued) unless the owner used its
+    idempotency key before; QueueFull when the owner has `max_queued` jobs queued (a replay is
+    still answered).
 
     Concurrent requests with one key are decided by the unique index: one insert wins, the others
-    wait for its commit and then find its row."""
+    wait for its commit and then find its row. The cap is counted, not locked: concurrent
+    submissions of one owner may overshoot it by as many as are in flight."""
     model = resolve(session, submission.model)
     effective = {**model.default_parameters, **submission.input}
     validator = Draft202012Validator(model.input_schema)
@@ -65,28 +83,52 @@ def submit(session: Session, submission: Submission, *, max_attempts: int) -> Ac
     request_hash = None
     if submission.idempotency_key is not None:
         request_hash = _request_hash(submission)
+    if max_queued is not None and _queued(session, owner) >= max_queued:
+        replay = _original(session, owner, submission.idempotency_key, request_hash)
+        if replay is None:
+            raise QueueFull(max_queued)
+        return replay
     job_id = session.scalar(
         insert(Job)
         .values(
             model_id=model.id,
+            owner=owner,
             input=effective,
             idempotency_key=submission.idempotency_key,
             request_hash=request_hash,
             priority=submission.priority,
             max_attempts=max_attempts,
         )
-        .on_conflict_do_nothing(index_elements=[Job.idempotency_key])
+        .on_conflict_do_nothing(index_elements=[Job.owner, Job.idempotency_key])
         .returning(Job.id)
     )
     if job_id is not None:
         events.append(session, job_id, events.NewEvent("job.queued", {"status": JobStatus.QUEUED}))
         return Accepted(job_id, replayed=False)
+    replay = _original(session, owner, submission.idempotency_key, request_hash)
+    assert replay is not None  # the insert conflicted with it
+    return replay
 
+
+def _queued(session: Session, owner: str) -> int:
+    query = select(func.count()).where(Job.owner == owner, Job.status == JobStatus.QUEUED)
+    return session.scalar(query) or 0
+
+
+def _original(
+    session: Session, owner: str, key: str | None, request_hash: str | None
+) -> Accepted | None:
+    """The owner's job submitted earlier with this key; IdempotencyConflict if its body was
+    another."""
+    if key is None:
+        return None
     original = session.execute(
-        select(Job.id, Job.request_hash).where(Job.idempotency_key == submission.idempotency_key)
-    ).one()
+        select(Job.id, Job.request_hash).where(Job.owner == owner, Job.idempotency_key == key)
+    ).one_or_none()
+    if original is None:
+        return None
     if original.request_hash != request_hash:
-        raise IdempotencyConflict(submission.idempotency_key)
+        raise IdempotencyConflict(key)
     return Accepted(original.id, replayed=True)
 
 

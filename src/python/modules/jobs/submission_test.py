@@ -5,14 +5,19 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from modules.jobs import events, submission
+from modules.jobs import cancel, events, submission
 from modules.jobs.models import ModelNotFound
 from modules.persistence.models import Job, Model
 
 
-def _submit(sessions: sessionmaker[Session], body: submission.Submission) -> submission.Accepted:
+def _submit(
+    sessions: sessionmaker[Session],
+    body: submission.Submission,
+    owner: str = "tester",
+    max_queued: int | None = None,
+) -> submission.Accepted:
     with sessions() as session, session.begin():
-        return submission.submit(session, body, max_attempts=3)
+        return submission.submit(session, body, owner=owner, max_attempts=3, max_queued=max_queued)
 
 
 def test_a_job_is_queued_with_its_defaults_and_one_event(
@@ -56,6 +61,41 @@ def test_a_replay_returns_the_original_and_another_body_conflicts(
     assert again == submission.Accepted(first.job_id, replayed=True)
     with pytest.raises(submission.IdempotencyConflict):
         _submit(sessions, submission.Submission("stub-test", {"prompt": "b"}, "key-1"))
+
+
+def test_an_idempotency_key_is_scoped_to_its_owner(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    body = submission.Submission("stub-test", {"prompt": "a"}, "shared-key")
+    mine, theirs = _submit(sessions, body, "alice"), _submit(sessions, body, "bob")
+    assert mine.job_id != theirs.job_id
+    assert not (mine.replayed or theirs.replayed)
+    assert _submit(sessions, body, "bob") == submission.Accepted(theirs.job_id, replayed=True)
+    with sessions() as session:
+        owners = session.scalars(select(Job.owner).order_by(Job.owner)).all()
+    assert owners == ["alice", "bob"]
+
+
+def test_the_queue_cap_counts_the_owners_queued_jobs_and_still_answers_replays(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    first = submission.Submission("stub-test", {"prompt": "1"}, "first")
+    accepted = _submit(sessions, first, max_queued=2)
+    _submit(sessions, submission.Submission("stub-test", {"prompt": "2"}), max_queued=2)
+    with pytest.raises(submission.QueueFull):
+        _submit(sessions, submission.Submission("stub-test", {"prompt": "3"}), max_queued=2)
+    assert _submit(sessions, first, max_queued=2) == submission.Accepted(
+        accepted.job_id, replayed=True
+    )
+    with pytest.raises(submission.IdempotencyConflict):
+        _submit(
+            sessions, submission.Submission("stub-test", {"prompt": "x"}, "first"), max_queued=2
+        )
+    # Another owner's queue is its own; a job that left the queue frees a place.
+    _submit(sessions, submission.Submission("stub-test", {"prompt": "3"}), "bob", max_queued=2)
+    with sessions() as session, session.begin():
+        cancel.cancel(session, accepted.job_id, owner="tester")
+    _submit(sessions, submission.Submission("stub-test", {"prompt": "3"}), max_queued=2)
 
 
 def test_twenty_concurrent_duplicates_create_one_job(

@@ -1,4 +1,5 @@
-"""Forge's tables: models, the jobs run on them, and each job's steps, events and artifacts.
+"""Forge's tables: models, the jobs run on them, each job's steps, events and artifacts, and the
+API keys jobs are submitted with.
 
 docs/data-model.md describes them; docs/adrs/004-data-model.md says why they look like this.
 Rules the database enforces are declared here too, so autogenerate and the drift gate see them,
@@ -105,12 +106,15 @@ class Job(Base, kw_only=True):
         CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),
         CheckConstraint("attempts <= max_attempts", name="attempts_within_max"),
         _not_negative("last_event_seq"),
+        *_not_empty("owner"),
         _finished_after_started(),
         # A lease is an owner with an expiry, or neither.
         CheckConstraint(
             "(lease_owner IS NULL) = (lease_expires_at IS NULL)", name="lease_owner_with_expiry"
         ),
-        # A retried request is recognised by its key; the hash tells a replay from a conflict.
+        # A retried request is recognised by its key, per owner; the hash tells a replay from a
+        # conflict.
+        UniqueConstraint("owner", "idempotency_key"),
         CheckConstraint(
             "(idempotency_key IS NULL) = (request_hash IS NULL)",
             name="idempotency_key_with_request_hash",
@@ -127,11 +131,12 @@ class Job(Base, kw_only=True):
                 "status IN (" + ", ".join(f"'{status}'" for status in ACTIVE_JOB_STATUSES) + ")"
             ),
         ),
-        # Listing, newest first, with a keyset cursor on (created_at, id): one index per filter
-        # (a B-tree is read backwards for DESC).
-        Index(None, "created_at", "id"),
-        Index(None, "status", "created_at", "id"),
-        Index(None, "model_id", "created_at", "id"),
+        # Listing an owner's jobs, newest first, with a keyset cursor on (created_at, id): one
+        # index per filter (a B-tree is read backwards for DESC). The status one also counts an
+        # owner's queued jobs for the queue cap.
+        Index(None, "owner", "created_at", "id"),
+        Index(None, "owner", "status", "created_at", "id"),
+        Index(None, "owner", "model_id", "created_at", "id"),
     )
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (see Model)
 
@@ -139,12 +144,14 @@ class Job(Base, kw_only=True):
         primary_key=True, server_default=func.gen_random_uuid(), init=False
     )
     model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
+    # Who submitted it (an API key's owner): only that owner sees, lists and cancels it.
+    owner: Mapped[str]
     status: Mapped[JobStatus] = mapped_column(
         _status(JobStatus), default=JobStatus.QUEUED, server_default=JobStatus.QUEUED.value
     )
     input: Mapped[JsonObject] = mapped_column(JSONB)
     error: Mapped[JsonObject | None] = mapped_column(JSONB, default=None)
-    idempotency_key: Mapped[str | None] = mapped_column(unique=True, default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(default=None)
     request_hash: Mapped[str | None] = mapped_column(default=None)
     priority: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     # Claims so far; the claim that would exceed max_attempts fails the job instead.
@@ -250,3 +257,28 @@ class Artifact(Base, kw_only=True):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), init=False)
+
+
+class ApiKey(Base, kw_only=True):
+    """A credential for the /v1 API. Only the SHA-256 of the key is stored; `prefix`, its
+    public start, names it in listings and logs (docs/adrs/013-api-keys.md)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("prefix"),
+        *_not_empty("name", "owner"),
+        CheckConstraint(f"key_hash ~ {_SHA256_HEX}", name="key_hash_is_sha256"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=func.gen_random_uuid(), init=False
+    )
+    prefix: Mapped[str]
+    key_hash: Mapped[str]
+    name: Mapped[str]
+    # The principal the key acts for: the jobs it submits are this owner's.
+    owner: Mapped[str]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), init=False)
+    # Written at most once a minute per key, so a busy key does not cost a write per request.
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

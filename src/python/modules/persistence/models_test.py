@@ -27,8 +27,10 @@ async def ids(db_session: AsyncSession) -> dict[str, uuid.UUID]:
     )
     db_session.add(model)
     await db_session.flush()
-    job = Job(model_id=model.id, input={}, idempotency_key="key-1", request_hash=SHA256)
-    other_job = Job(model_id=model.id, input={})
+    job = Job(
+        model_id=model.id, owner="alice", input={}, idempotency_key="key-1", request_hash=SHA256
+    )
+    other_job = Job(model_id=model.id, owner="alice", input={})
     db_session.add_all([job, other_job])
     await db_session.flush()
     step = Step(job_id=job.id, position=0, name="generate")
@@ -78,9 +80,20 @@ INSERT_ARTIFACT = (
             "ck_models_input_schema_is_object",
         ),
         (
-            f"INSERT INTO jobs (model_id, input, idempotency_key, request_hash) "
-            f"VALUES (:model_id, '{{}}', 'key-1', '{SHA256}')",
-            "uq_jobs_idempotency_key",
+            f"INSERT INTO jobs (model_id, owner, input, idempotency_key, request_hash) "
+            f"VALUES (:model_id, 'alice', '{{}}', 'key-1', '{SHA256}')",
+            "uq_jobs_owner_idempotency_key",
+        ),
+        ("UPDATE jobs SET owner = '' WHERE id = :job_id", "ck_jobs_owner_not_empty"),
+        (
+            "INSERT INTO api_keys (prefix, key_hash, name, owner) "
+            "VALUES ('fk_a', 'not-a-hash', 'n', 'o')",
+            "ck_api_keys_key_hash_is_sha256",
+        ),
+        (
+            "INSERT INTO api_keys (prefix, key_hash, name, owner) "
+            f"VALUES ('fk_a', '{SHA256}', 'n', 'o'), ('fk_a', '{SHA256}', 'm', 'o')",
+            "uq_api_keys_prefix",
         ),
         (
             "UPDATE jobs SET request_hash = NULL WHERE id = :job_id",

@@ -10,9 +10,10 @@ from psycopg import errors
 from sqlalchemy import create_engine, delete, func, make_url, select
 from sqlalchemy.orm import sessionmaker
 
+from modules.auth import keys
 from modules.jobs import cancel, claims, submission
 from modules.jobs.reconcile import LOCK_KEY
-from modules.persistence.models import Job, Model
+from modules.persistence.models import ApiKey, Job, Model
 from modules.persistence.statuses import JobStatus
 from modules.testing.databases import libpq_url
 from modules.testing.roles import database_with_roles
@@ -64,7 +65,10 @@ def test_the_application_role_runs_the_job_transitions(role_urls: tuple[str, str
             session.add(Model(name="roles", version="1", task="t", runner="stub", input_schema={}))
         with sessions() as session, session.begin():
             job_id = submission.submit(
-                session, submission.Submission("roles", {}, "roles-key"), max_attempts=1
+                session,
+                submission.Submission("roles", {}, "roles-key"),
+                owner="roles",
+                max_attempts=1,
             ).job_id
         with sessions() as session, session.begin():
             claim = claims.claim_next(session, "roles-worker", 30)
@@ -73,7 +77,11 @@ def test_the_application_role_runs_the_job_transitions(role_urls: tuple[str, str
             assert claims.finish(session, claim, JobStatus.SUCCEEDED)
         with sessions() as session, session.begin():
             assert session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY)))
-            assert cancel.cancel(session, job_id) == JobStatus.SUCCEEDED
+            assert cancel.cancel(session, job_id, owner="roles") == JobStatus.SUCCEEDED
+            key = keys.create(session, name="roles", owner="roles").key
+            assert keys.verify(session, key).owner == "roles"  # records its use: an UPDATE
+            assert keys.revoke(session, key[: keys.PREFIX_LENGTH]) is not None
+            session.execute(delete(ApiKey))
             session.execute(delete(Job))
             session.execute(delete(Model))
     finally:

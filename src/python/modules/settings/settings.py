@@ -111,6 +111,21 @@ class Settings(BaseSettings):
     api_workers: int = Field(
         1, ge=1, le=64, description="uvicorn worker processes; metrics aggregate across them."
     )
+    api_max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        le=104_857_600,
+        description="The largest request body the api reads (bytes); a larger one gets 413.",
+    )
+    api_key_cache_s: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description=(
+            "How long each api process trusts a verified API key without asking PostgreSQL "
+            "again (0: every request asks); a revoked key is refused at most this late."
+        ),
+    )
 
     events_heartbeat_s: Seconds = Field(
         15.0,
@@ -203,6 +218,27 @@ class Settings(BaseSettings):
         ge=1,
         le=20,
         description="How many times a job may start (a lapsed lease counts) before it fails.",
+    )
+    job_max_input_bytes: int = Field(
+        65_536,
+        ge=256,
+        le=10_485_760,
+        description="The largest job input accepted, as compact JSON (bytes); larger gets 413.",
+    )
+    job_max_queued_per_owner: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "How many queued jobs an owner may have; a submission beyond gets 429 (concurrent "
+            "submissions may overshoot by as many as are in flight)."
+        ),
+    )
+    job_queue_full_retry_after_s: int = Field(
+        10,
+        ge=1,
+        le=3600,
+        description="The Retry-After (seconds) of a submission refused because the queue is full.",
     )
     reconcile_interval_s: float = Field(
         5.0,

@@ -18,9 +18,10 @@ from modules.persistence.schema import ExpectedSchema
 from modules.settings import Settings, load_settings
 from modules.storage.s3 import make_s3_client, sign_artifact_url
 from modules.workqueue import TokenQueue, make_celery
+from services.api.auth import KeyCache
 from services.api.dependencies import JobsContext
 from services.api.following import Follower
-from services.api.middleware import RequestLifecycleMiddleware
+from services.api.middleware import BodyLimitMiddleware, RequestLifecycleMiddleware
 from services.api.notifications import JobNotifier
 from services.api.openapi import ERROR_RESPONSES, ForgeAPI
 from services.api.problems import install_problem_handlers
@@ -53,8 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # for long (the reconciler sends the message later).
             broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 2},
         )
+        app.state.keys = KeyCache(settings.api_key_cache_s)
         app.state.jobs = JobsContext(
             max_attempts=settings.job_max_attempts,
+            max_input_bytes=settings.job_max_input_bytes,
+            max_queued=settings.job_max_queued_per_owner,
+            queue_full_retry_after_s=settings.job_queue_full_retry_after_s,
             queue=TokenQueue(producer),
             sign=partial(sign_artifact_url, settings),
             on_submitted=job_metrics.observe_job_submitted,
@@ -84,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     set_build_info("api")
     install_problem_handlers(app)
+    # Inside the lifecycle middleware, so a 413 has a request ID, metrics and an access line.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestLifecycleMiddleware)
     health.add_routes(app)
     metrics.add_routes(app)

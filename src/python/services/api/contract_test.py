@@ -1,10 +1,14 @@
-"""Contract tests: every documented operation, called on a real server by schemathesis, answers
-as the committed spec says (no 5xx, documented status codes, content types and bodies)."""
+"""Contract tests: every documented operation, called on a real server by schemathesis with an
+API key, answers as the committed spec says (no 5xx, documented status codes, content types and
+bodies); without a key, every /v1 operation answers 401."""
 
+import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -18,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from modules.auth import keys
 from modules.catalog.sync import sync
 from modules.settings import Settings
 from modules.storage.s3 import ensure_bucket, make_s3_client
@@ -36,13 +41,21 @@ CHECKS = [
 ]
 
 
+class Api(ApiProcess):
+    key: str  # an API key of the process's database
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
 @pytest.fixture(scope="module")
 def api(
     tmp_path_factory: pytest.TempPathFactory,
     database_url: str,
     s3_endpoint_url: str,
     redis_base_url: str,
-) -> Iterator[ApiProcess]:
+) -> Iterator[Api]:
     # Healthy dependencies: /readyz answers 200 (a 503 counts as a server error here).
     env = {
         "FORGE_DATABASE_URL": database_url,
@@ -57,8 +70,10 @@ def api(
     engine = create_engine(database_url)
     with Session(engine) as session, session.begin():
         sync(session)  # the catalog's models, so some submissions succeed
+        key = keys.create(session, name="contract", owner=f"contract-{uuid.uuid4().hex}").key
     engine.dispose()
-    process = ApiProcess(Path(tmp_path_factory.mktemp("contract")), **env)
+    process = Api(Path(tmp_path_factory.mktemp("contract")), **env)
+    process.key = key
     yield process
     process.stop()
 
@@ -85,17 +100,39 @@ def map_headers(context: schemathesis.HookContext, headers: Any) -> Any:
 
 
 @schema.parametrize()
-def test_operation_honours_the_contract(case: schemathesis.Case[Any], api: ApiProcess) -> None:
-    case.call_and_validate(base_url=api.base_url, checks=CHECKS)
+def test_operation_honours_the_contract(case: schemathesis.Case[Any], api: Api) -> None:
+    case.call_and_validate(base_url=api.base_url, headers=api.auth, checks=CHECKS)
+
+
+V1_OPERATIONS = [
+    (method.upper(), path)
+    for path, item in json.loads(Path(DEFAULT_OUT).read_text())["paths"].items()
+    if path.startswith("/v1/")
+    for method in item
+]
+
+
+@pytest.mark.parametrize(("method", "path"), V1_OPERATIONS)
+def test_every_v1_operation_needs_a_key(method: str, path: str, api: Api) -> None:
+    url = api.base_url + path.format(job_id=uuid.uuid4(), name="stub-image")
+    for headers, challenge in [
+        ({}, "Bearer"),
+        ({"Authorization": f"Bearer {keys.generate()}"}, 'Bearer error="invalid_token"'),
+    ]:
+        response = httpx.request(method, url, headers=headers, json={})
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == challenge
+        assert response.headers["content-type"] == "application/problem+json"
 
 
 class JobWorkflows(schema.as_state_machine()):  # type: ignore[misc]
     """Sequences that follow the spec's links: create -> get -> cancel -> events, artifacts."""
 
     base_url: str
+    headers: dict[str, str]
 
     def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
-        return {"base_url": self.base_url}
+        return {"base_url": self.base_url, "headers": self.headers}
 
     def validate_response(
         self, response: Any, case: schemathesis.Case[Any], *args: Any, **kwargs: Any
@@ -103,8 +140,8 @@ class JobWorkflows(schema.as_state_machine()):  # type: ignore[misc]
         case.validate_response(response, checks=CHECKS)
 
 
-def test_job_workflows_honour_the_contract(api: ApiProcess) -> None:
-    JobWorkflows.base_url = api.base_url
+def test_job_workflows_honour_the_contract(api: Api) -> None:
+    JobWorkflows.base_url, JobWorkflows.headers = api.base_url, api.auth
     JobWorkflows.run(
         settings=hypothesis.settings(
             max_examples=40,

@@ -18,6 +18,9 @@ class JobsContext:
     """What the job routes need beyond a session; built by the app's lifespan."""
 
     max_attempts: int
+    max_input_bytes: int
+    max_queued: int  # per owner
+    queue_full_retry_after_s: int
     queue: TokenQueue
     sign: Signer
     on_submitted: Callable[[str], None]  # the model (name@version), for metrics

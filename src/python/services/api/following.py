@@ -46,7 +46,7 @@ class Follower:
             return view
         await session.close()
         await self._wait_until_ended(view.job.id, seconds)
-        return await session.run_sync(reads.get_job, view.job.id)
+        return await session.run_sync(reads.get_job, view.job.id, owner=view.job.owner)
 
     async def _wait_until_ended(self, job_id: uuid.UUID, seconds: int) -> None:
         loop = asyncio.get_running_loop()

@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ).add_argument("args", nargs=argparse.REMAINDER)
     commands.add_parser("init-storage", help="create the artifact bucket if it is missing")
     commands.add_parser("sync-models", help="insert the catalog's new models into the database")
+    commands.add_parser(
+        "keys", help="create, list and revoke API keys (`keys --help`)", add_help=False
+    ).add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     match args.command:
         case None | "serve":
@@ -123,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             return init_storage()
         case "sync-models":
             return sync_models()
+        case "keys":
+            from services.api import keys_command
+
+            return keys_command.main(args.args)
     parser.error(f"unknown command {args.command!r}")
 
 

@@ -1,10 +1,13 @@
 """The request lifecycle as one pure ASGI middleware (no BaseHTTPMiddleware: it costs a task
-and a stream per request): request ID, metrics, access log, and the last-resort 500."""
+and a stream per request): request ID, metrics, access log, and the last-resort 500; and the
+limit on request bodies."""
 
 import logging
 import time
 from http import HTTPStatus
 
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modules.contract.problem import MEDIA_TYPE
@@ -91,13 +94,16 @@ def _log_access(scope: Scope, route: str, status: int, elapsed: float) -> None:
 
 
 async def _send_internal_error(scope: Scope, send: Send) -> None:
-    body = problem_body(
-        HTTPStatus.INTERNAL_SERVER_ERROR, detail=INTERNAL_ERROR_DETAIL, instance=scope["path"]
-    )
+    error = HTTPException(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR_DETAIL)
+    await _send_problem(scope, send, error)
+
+
+async def _send_problem(scope: Scope, send: Send, error: HTTPException) -> None:
+    body = problem_body(error.status_code, detail=error.detail, instance=scope["path"])
     await send(
         {
             "type": "http.response.start",
-            "status": HTTPStatus.INTERNAL_SERVER_ERROR.value,
+            "status": error.status_code,
             "headers": [
                 (b"content-type", MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
@@ -105,3 +111,39 @@ async def _send_internal_error(scope: Scope, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The request body is larger than {max_bytes} bytes.")
+
+
+class BodyLimitMiddleware:
+    """Refuses a body over `max_bytes` with a 413 problem: before reading it when its
+    Content-Length says so, else once the bytes read pass the limit (raised from `receive` as an
+    HTTPException, which FastAPI's body parsing passes on to the problem handlers)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_problem(scope, send, BodyTooLarge(self.max_bytes))
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, limited_receive, send)

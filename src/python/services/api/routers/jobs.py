@@ -1,5 +1,6 @@
 """/v1/jobs: submit, read, list, cancel, and a job's events and artifacts."""
 
+import json
 import logging
 import uuid
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from modules.jobs import cancel as cancel_module
 from modules.jobs import events, reads, submission
 from modules.jobs.models import ModelNotFound
 from modules.persistence.statuses import JobStatus
+from services.api.auth import CurrentPrincipal
 from services.api.dependencies import DatabaseSession, Following, JobsConfig, JobsContext
 from services.api.following import EVENT_STREAM, MAX_WAIT_S, preferred_wait, wants_stream
 from services.api.presenters import artifacts_out, job_out
@@ -31,7 +33,7 @@ MAX_EVENT_SEQ = 2**31 - 1
 IDEMPOTENCY_KEY_MAX = 255
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such job."}
+    404: {"model": Problem, "description": "No such job (or another owner's)."}
 }
 # OpenAPI links from a job body to what can be done with it next (schemathesis follows them).
 _JOB_LINKS = {
@@ -68,10 +70,18 @@ Prefer = Annotated[
             "body: the original job (`Idempotent-Replayed: true`).",
         },
         404: {"model": Problem, "description": "No such model."},
+        413: {"model": Problem, "description": "The body or the input is too large."},
         422: {
             "model": Problem,
             "description": "The input does not match the model's schema (every error with its "
             "JSON pointer), or the `Idempotency-Key` was used with another body.",
+        },
+        429: {
+            "model": Problem,
+            "description": "The caller has as many queued jobs as it may: retry later.",
+            "headers": {
+                "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+            },
         },
     },
 )
@@ -82,6 +92,7 @@ async def create_job(
     session: DatabaseSession,
     config: JobsConfig,
     follower: Following,
+    principal: CurrentPrincipal,
     background: BackgroundTasks,
     idempotency_key: Annotated[
         str | None,
@@ -93,10 +104,19 @@ async def create_job(
     ] = None,
     prefer: Prefer = None,
 ) -> JobOut:
+    input_bytes = len(json.dumps(body.input, separators=(",", ":"), ensure_ascii=False).encode())
+    if input_bytes > config.max_input_bytes:
+        raise HTTPException(
+            413, f"The input is {input_bytes} bytes as JSON; at most {config.max_input_bytes}."
+        )
     wanted = submission.Submission(body.model, body.input, idempotency_key, body.priority)
     try:
         accepted = await session.run_sync(
-            submission.submit, wanted, max_attempts=config.max_attempts
+            submission.submit,
+            wanted,
+            owner=principal.owner,
+            max_attempts=config.max_attempts,
+            max_queued=config.max_queued,
         )
         await session.commit()
     except ModelNotFound as error:
@@ -109,7 +129,13 @@ async def create_job(
         raise HTTPException(
             422, "This Idempotency-Key was used with another request body: use a new key."
         ) from None
-    view = await session.run_sync(reads.get_job, accepted.job_id)
+    except submission.QueueFull as full:
+        raise HTTPException(
+            429,
+            f"{full.limit} of your jobs are queued, the most allowed: retry once some started.",
+            headers={"Retry-After": str(config.queue_full_retry_after_s)},
+        ) from None
+    view = await session.run_sync(reads.get_job, accepted.job_id, owner=principal.owner)
     assert view is not None
     wait = preferred_wait(prefer)
     if accepted.replayed:
@@ -150,6 +176,7 @@ async def list_jobs(
     request: Request,
     session: DatabaseSession,
     config: JobsConfig,
+    principal: CurrentPrincipal,
     status: JobStatus | None = None,
     model: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
@@ -157,7 +184,12 @@ async def list_jobs(
 ) -> JobList:
     try:
         page = await session.run_sync(
-            reads.list_jobs, limit=limit, cursor=cursor, status=status, model=model
+            reads.list_jobs,
+            owner=principal.owner,
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            model=model,
         )
     except reads.InvalidCursor:
         raise HTTPException(400, "The cursor is not one this API returned.") from None
@@ -175,9 +207,10 @@ async def get_job(
     session: DatabaseSession,
     config: JobsConfig,
     follower: Following,
+    principal: CurrentPrincipal,
     prefer: Prefer = None,
 ) -> JobOut:
-    view = await session.run_sync(reads.get_job, job_id)
+    view = await session.run_sync(reads.get_job, job_id, owner=principal.owner)
     if view is not None and (wait := preferred_wait(prefer)) is not None:
         view = await follower.hold(session, view, wait)
         response.headers["Preference-Applied"] = f"wait={wait}"
@@ -194,13 +227,17 @@ async def get_job(
     responses=_NOT_FOUND,
 )
 async def cancel_job(
-    job_id: uuid.UUID, request: Request, session: DatabaseSession, config: JobsConfig
+    job_id: uuid.UUID,
+    request: Request,
+    session: DatabaseSession,
+    config: JobsConfig,
+    principal: CurrentPrincipal,
 ) -> JobOut:
-    status = await session.run_sync(cancel_module.cancel, job_id)
+    status = await session.run_sync(cancel_module.cancel, job_id, owner=principal.owner)
     await session.commit()
     if status is None:
         raise HTTPException(404, f"No job {job_id}.")
-    view = await session.run_sync(reads.get_job, job_id)
+    view = await session.run_sync(reads.get_job, job_id, owner=principal.owner)
     assert view is not None
     return job_out(view, request, config.sign)
 
@@ -224,6 +261,7 @@ async def list_job_events(
     request: Request,
     session: DatabaseSession,
     follower: Following,
+    principal: CurrentPrincipal,
     after: Annotated[int, Query(ge=0, le=MAX_EVENT_SEQ, description="The last seq seen.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
     last_event_id: Annotated[
@@ -231,7 +269,7 @@ async def list_job_events(
         Header(ge=0, le=MAX_EVENT_SEQ, description="A stream's last `id` seen; wins over `after`."),
     ] = None,
 ) -> EventPage | EventSourceResponse:
-    view = await session.run_sync(reads.get_job, job_id)
+    view = await session.run_sync(reads.get_job, job_id, owner=principal.owner)
     if view is None:
         raise HTTPException(404, f"No job {job_id}.")
     if wants_stream(request.headers.get("accept")):
@@ -250,9 +288,9 @@ async def list_job_events(
 
 @router.get("/{job_id}/artifacts", summary="A job's artifacts", responses=_NOT_FOUND)
 async def list_job_artifacts(
-    job_id: uuid.UUID, session: DatabaseSession, config: JobsConfig
+    job_id: uuid.UUID, session: DatabaseSession, config: JobsConfig, principal: CurrentPrincipal
 ) -> ArtifactList:
-    view = await session.run_sync(reads.get_job, job_id)
+    view = await session.run_sync(reads.get_job, job_id, owner=principal.owner)
     if view is None:
         raise HTTPException(404, f"No job {job_id}.")
     return ArtifactList(data=artifacts_out(view, config.sign))

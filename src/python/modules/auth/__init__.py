@@ -1,0 +1,1 @@
+"""API keys and the principals they stand for (docs/adrs/013-api-keys.md)."""
