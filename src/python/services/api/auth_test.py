@@ -1,6 +1,7 @@
 """API keys and ownership over ASGI, against the real PostgreSQL: who may call /v1, whose jobs
 they see, and the limits on what they send."""
 
+import json
 import logging
 import time
 import uuid
@@ -194,11 +195,24 @@ async def test_a_body_or_an_input_too_large_is_413(settings: Settings, engine: E
         body = {"model": "stub-image@1", "input": {"prompt": "x" * 5000}}
         too_big = await client.post("/v1/jobs", json=body, headers=key)
         assert_problem(too_big, 413, too_big.json()["title"])
+        # Streamed without a Content-Length: counted as it arrives.
+        streamed = await client.post(
+            "/v1/jobs",
+            content=chunks(json.dumps({"model": "stub-image@1", "input": {"prompt": "x" * 5000}})),
+            headers=key | {"Content-Type": "application/json"},
+        )
+        assert "content-length" not in streamed.request.headers
+        assert_problem(streamed, 413, streamed.json()["title"])
         body = {"model": "stub-image@1", "input": {"prompt": "x" * 1000}}
         input_too_big = await client.post("/v1/jobs", json=body, headers=key)
         problem = assert_problem(input_too_big, 413, input_too_big.json()["title"])
         assert "at most 512" in problem["detail"]
         assert (await client.get("/v1/jobs", headers=key)).json()["data"] == []
+
+
+async def chunks(text: str) -> AsyncIterator[bytes]:
+    for start in range(0, len(text), 1000):
+        yield text[start : start + 1000].encode()
 
 
 async def test_the_queue_cap_is_429_with_retry_after(settings: Settings, engine: Engine) -> None:
