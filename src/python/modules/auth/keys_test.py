@@ -54,10 +54,12 @@ def test_a_revoked_key_is_refused_and_revoking_again_keeps_the_time(
     prefix = new.key[: keys.PREFIX_LENGTH]
     with sessions() as session, session.begin():
         first = keys.revoke(session, prefix)
-        assert first is not None and first.revoked_at is not None
+        assert first is not None
+        assert first.revoked_at is not None
     with sessions() as session, session.begin():
         again = keys.revoke(session, prefix)
-        assert again is not None and again.revoked_at == first.revoked_at
+        assert again is not None
+        assert again.revoked_at == first.revoked_at
         assert keys.revoke(session, "fk_00000000") is None
     with sessions() as session, pytest.raises(keys.KeyRefused, match=f"revoked key {prefix}"):
         keys.verify(session, new.key)

@@ -33,7 +33,8 @@ class AsyncForgeClient:
     """A client of one Forge API (see sync.ForgeClient). `timeout` bounds each request (a `wait` adds its seconds);
     `stream_timeout` is how long a stream may stay silent (the api sends a heartbeat every 15
     s by default) before it counts as dropped; a stream reconnects `reconnects` times in a
-    row, backing off from `backoff_s`."""
+    row, backing off from `backoff_s`. `api_key` (else $FORGE_API_KEY) goes to the api in
+    `Authorization: Bearer`, never to the object store."""
 
     def __init__(
         self,
@@ -44,11 +45,13 @@ class AsyncForgeClient:
         reconnects: int = 5,
         backoff_s: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
+        api_key: str | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
             headers={"User-Agent": wire.USER_AGENT},
+            auth=wire.api_key_auth(api_key, base_url),
             transport=transport,
         )
         self._stream_timeout = httpx.Timeout(timeout, read=stream_timeout)

@@ -2,9 +2,10 @@
 download. No I/O here; each client does its own."""
 
 import hashlib
+import os
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -32,6 +33,32 @@ TERMINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.canceled"})
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 # `Prefer: wait=N` is honoured up to this many seconds.
 MAX_WAIT_S = 60
+# Where a client finds its API key when it is given none.
+API_KEY_VARIABLE = "FORGE_API_KEY"
+
+
+class ApiKeyAuth(httpx.Auth):
+    """`Authorization: Bearer <key>` on requests to the api only: a presigned artifact URL
+    points at the object store, which must never see the key."""
+
+    def __init__(self, key: str, base_url: str) -> None:
+        self._header = f"Bearer {key}"
+        self._origin = _origin(httpx.URL(base_url))
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        if _origin(request.url) == self._origin:
+            request.headers["Authorization"] = self._header
+        yield request
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def api_key_auth(key: str | None, base_url: str) -> ApiKeyAuth | None:
+    """The key given, else $FORGE_API_KEY's; None when neither is set."""
+    key = key or os.environ.get(API_KEY_VARIABLE)
+    return ApiKeyAuth(key, base_url) if key else None
 
 
 def parse[M: BaseModel](response: httpx.Response, model: type[M]) -> M:

@@ -129,3 +129,26 @@ def test_a_checksum_mismatch_names_both_digests() -> None:
     matching.update(b"the real ")
     matching.update(b"bytes")
     matching.verify()
+
+
+def test_the_api_key_goes_to_the_api_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, str | None] = {}
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen[str(request.url)] = request.headers.get("authorization")
+        return httpx.Response(200)
+
+    monkeypatch.setenv(wire.API_KEY_VARIABLE, "fk_fromenvi_secret")
+    auth = wire.api_key_auth(None, "http://api.test:8000")
+    with httpx.Client(auth=auth, transport=httpx.MockTransport(record)) as client:
+        client.get("http://api.test:8000/v1/jobs")
+        client.get("http://minio.test:9000/forge-artifacts/jobs/x/0/image.png?X-Amz-Signature=s")
+        client.get("http://api.test:9000/v1/jobs")  # another port: another origin
+    assert seen == {
+        "http://api.test:8000/v1/jobs": "Bearer fk_fromenvi_secret",
+        "http://minio.test:9000/forge-artifacts/jobs/x/0/image.png?X-Amz-Signature=s": None,
+        "http://api.test:9000/v1/jobs": None,
+    }
+    assert wire.api_key_auth("fk_givennn_secret", "http://api.test") is not None
+    monkeypatch.delenv(wire.API_KEY_VARIABLE)
+    assert wire.api_key_auth(None, "http://api.test") is None

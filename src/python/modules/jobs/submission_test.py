@@ -69,7 +69,8 @@ def test_an_idempotency_key_is_scoped_to_its_owner(
     body = submission.Submission("stub-test", {"prompt": "a"}, "shared-key")
     mine, theirs = _submit(sessions, body, "alice"), _submit(sessions, body, "bob")
     assert mine.job_id != theirs.job_id
-    assert not (mine.replayed or theirs.replayed)
+    assert not mine.replayed
+    assert not theirs.replayed
     assert _submit(sessions, body, "bob") == submission.Accepted(theirs.job_id, replayed=True)
     with sessions() as session:
         owners = session.scalars(select(Job.owner).order_by(Job.owner)).all()

@@ -61,21 +61,23 @@ class ForgeStack:
         self.worker: WorkerProcess | None = None
         self.reconciler: WorkerProcess | None = None
         self._starts: dict[str, int] = {}
+        self.api_key = ""  # prepare() creates one
 
     # --- Lifecycle ------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """What Compose's one-shots do before the services start: the bucket and the models
-        (the database is migrated already)."""
-        for command in ("init-storage", "sync-models"):
+        """What Compose's one-shots do before the services start: the bucket, the models and
+        an API key (the database is migrated already)."""
+        for command in (["init-storage"], ["sync-models"], ["keys", "create", "--name", "e2e"]):
             result = subprocess.run(
-                [sys.executable, "-m", "services.api.main", command],
+                [sys.executable, "-m", "services.api.main", *command],
                 env=python_subprocess_env(**self.env),
                 capture_output=True,
                 text=True,
                 timeout=60,
             )
             assert result.returncode == 0, f"{command} failed:\n{result.stderr}"
+        self.api_key = result.stdout.splitlines()[-1]  # keys create prints it last
 
     def start(self) -> None:
         try:
@@ -138,7 +140,8 @@ class ForgeStack:
         return self.api.base_url
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, timeout=30)
+        auth = {"Authorization": f"Bearer {self.api_key}"}
+        return httpx.Client(base_url=self.api_url, headers=auth, timeout=30)
 
     def submit(self, client: httpx.Client, model: str = "stub-image@1", **input: Any) -> Any:
         """POST /v1/jobs; returns the job (202 expected)."""

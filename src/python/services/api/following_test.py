@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
+from modules.auth import keys
 from modules.contract.v1 import EventOut
 from modules.jobs import cancel, events, submission
 from modules.persistence.base import JsonObject
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.anyio
 
 POLL_S = 30.0  # never reached in these tests: every wake-up is a notification
 PROMPT = 2.0  # how soon a committed event must reach a stream (slack for 2 busy cores)
+OWNER = "following"
 SCHEMA: JsonObject = {"type": "object", "properties": {"prompt": {"type": "string"}}}
 
 
@@ -84,6 +86,11 @@ def test_prefer_wait_is_read_as_rfc_7240_says(prefer: str | None, seconds: int |
 class Served:
     app: FastAPI
     port: int
+    key: str  # an API key of OWNER
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
 
     @property
     def url(self) -> str:
@@ -114,8 +121,12 @@ async def served(database_url: str, **settings: Any) -> AsyncIterator[Served]:
         assert not task.done(), "the server did not start"
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    engine = create_engine(database_url)
+    with Session(engine) as session, session.begin():
+        key = keys.create(session, name="following", owner=OWNER).key
+    engine.dispose()
     try:
-        yield Served(app, port)
+        yield Served(app, port, key)
     finally:
         server.should_exit = True
         await task
@@ -163,7 +174,9 @@ class Jobs:
     async def submit(self) -> uuid.UUID:
         """A queued job; its first event is job.queued (seq 1)."""
         wanted = submission.Submission(self.model, {"prompt": "a red fox"})
-        accepted = await asyncio.to_thread(self._write, submission.submit, wanted, max_attempts=3)
+        accepted = await asyncio.to_thread(
+            self._write, submission.submit, wanted, owner=OWNER, max_attempts=3
+        )
         job_id: uuid.UUID = accepted.job_id
         return job_id
 
@@ -174,7 +187,7 @@ class Jobs:
 
     async def cancel(self, job_id: uuid.UUID) -> None:
         """A queued job ends at once: status canceled, event job.canceled."""
-        await asyncio.to_thread(self._write, cancel.cancel, job_id)
+        await asyncio.to_thread(self._write, cancel.cancel, job_id, owner=OWNER)
 
     def _write(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         with self.sessions() as session, session.begin():
@@ -245,7 +258,7 @@ async def stream(
     api: Served, job_id: uuid.UUID, headers: dict[str, str] | None = None, **params: Any
 ) -> AsyncIterator[Stream]:
     async with (
-        httpx.AsyncClient(base_url=api.url, timeout=10) as client,
+        httpx.AsyncClient(base_url=api.url, headers=api.auth, timeout=10) as client,
         client.stream(
             "GET",
             f"/v1/jobs/{job_id}/events",
@@ -313,7 +326,7 @@ async def test_a_quiet_stream_sends_heartbeat_comments(api: Served, jobs: Jobs) 
 
 
 async def test_a_stream_of_an_unknown_job_is_a_404_problem_before_any_event(api: Served) -> None:
-    async with httpx.AsyncClient(base_url=api.url) as client:
+    async with httpx.AsyncClient(base_url=api.url, headers=api.auth) as client:
         response = await client.get(
             f"/v1/jobs/{uuid.uuid4()}/events", headers={"Accept": "text/event-stream"}
         )
@@ -327,7 +340,7 @@ async def test_without_accept_event_stream_the_events_are_a_json_page(
 ) -> None:
     job_id = await jobs.submit()
     await jobs.log(job_id, "a")
-    async with httpx.AsyncClient(base_url=api.url) as client:
+    async with httpx.AsyncClient(base_url=api.url, headers=api.auth) as client:
         response = await client.get(f"/v1/jobs/{job_id}/events", params={"after": 1})
     assert response.status_code == 200
     assert [event["seq"] for event in response.json()["data"]] == [2]
@@ -401,18 +414,18 @@ async def open_and_drop(api: Served, job_ids: list[uuid.UUID], count: int) -> No
     batch = 100
     for start in range(0, count, batch):
         ids = [job_ids[i % len(job_ids)] for i in range(start, min(start + batch, count))]
-        connections += await asyncio.gather(*(open_raw_stream(api.port, job_id) for job_id in ids))
+        connections += await asyncio.gather(*(open_raw_stream(api, job_id) for job_id in ids))
     assert REGISTRY.get_sample_value("forge_event_streams_open") == count
     for writer in connections:
         writer.close()
     await asyncio.gather(*(writer.wait_closed() for writer in connections))
 
 
-async def open_raw_stream(port: int, job_id: uuid.UUID) -> asyncio.StreamWriter:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def open_raw_stream(api: Served, job_id: uuid.UUID) -> asyncio.StreamWriter:
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
     request = (
         f"GET /v1/jobs/{job_id}/events HTTP/1.1\r\nHost: forge.test\r\n"
-        "Accept: text/event-stream\r\n\r\n"
+        f"Authorization: Bearer {api.key}\r\nAccept: text/event-stream\r\n\r\n"
     )
     writer.write(request.encode())
     await reader.readuntil(b"event: job.queued")
@@ -440,7 +453,7 @@ def resident_bytes() -> int:
 
 async def test_prefer_wait_answers_as_soon_as_the_job_ends(api: Served, jobs: Jobs) -> None:
     job_id = await jobs.submit()
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api.url, headers=api.auth, timeout=30) as client:
         held = asyncio.create_task(client.get(f"/v1/jobs/{job_id}", headers={"Prefer": "wait=20"}))
         await asyncio.sleep(0.5)
         assert not held.done()
@@ -457,7 +470,7 @@ async def test_prefer_wait_answers_after_n_seconds_with_the_job_as_it_is(
     api: Served, jobs: Jobs
 ) -> None:
     job_id = await jobs.submit()
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api.url, headers=api.auth, timeout=30) as client:
         started = time.monotonic()
         response = await client.get(f"/v1/jobs/{job_id}", headers={"Prefer": "wait=1"})
     assert 1 <= time.monotonic() - started < 1 + PROMPT
@@ -467,7 +480,7 @@ async def test_prefer_wait_answers_after_n_seconds_with_the_job_as_it_is(
 
 async def test_held_requests_hold_no_pooled_connection(api: Served, jobs: Jobs) -> None:
     job_ids = [await jobs.submit() for _ in range(20)]  # more than the pool's 5 + 10
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api.url, headers=api.auth, timeout=30) as client:
         held = [
             asyncio.create_task(client.get(f"/v1/jobs/{job_id}", headers={"Prefer": "wait=10"}))
             for job_id in job_ids
@@ -485,7 +498,7 @@ async def test_an_ended_job_is_answered_at_once_despite_prefer_wait(
 ) -> None:
     job_id = await jobs.submit()
     await jobs.cancel(job_id)
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api.url, headers=api.auth, timeout=30) as client:
         started = time.monotonic()
         response = await client.get(f"/v1/jobs/{job_id}", headers={"Prefer": "wait=30"})
     assert time.monotonic() - started < PROMPT

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from modules.client.errors import ApiError, ChecksumMismatch, ForgeError, InvalidRequest
 from modules.client.sync import ForgeClient
+from modules.client.wire import API_KEY_VARIABLE
 from modules.persistence.statuses import JobStatus
 from services.cli import commands
 from services.cli.inputs import InvalidInput
@@ -32,7 +33,8 @@ EPILOG = f"""exit status:
   65  a download does not match its recorded sha256
   69  the API is unreachable or failed (5xx)
   130 interrupted
-the API's URL: --api-url, else ${API_URL_VARIABLE}, else {DEFAULT_API_URL}"""
+the API's URL: --api-url, else ${API_URL_VARIABLE}, else {DEFAULT_API_URL}
+the API key: ${API_KEY_VARIABLE} (`forge-api keys create` makes one)"""
 
 
 def parser() -> argparse.ArgumentParser:

@@ -4,9 +4,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from modules.contract.problem import Problem
 from services.api.auth import authenticate
 from services.api.routers import jobs, models
-from modules.contract.problem import Problem
 
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {
