@@ -2,7 +2,7 @@
 (docs/adrs/013-api-keys.md)
 
 Revision ID: 4b7e2a91c0d3
-Revises: f69c13ee6b54
+Revises: 3c1f0e7a9b42
 Create Date: 2026-11-30 13:10:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "4b7e2a91c0d3"
-down_revision: str | Sequence[str] | None = "f69c13ee6b54"
+down_revision: str | Sequence[str] | None = "3c1f0e7a9b42"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
