@@ -88,7 +88,7 @@ dev: ## api, worker, reconciler, an S3 server as local processes (dev.env); Ctrl
 
 # --- Compose stack -----------------------------------------------------------------------
 
-.PHONY: images up down logs ps
+.PHONY: images up down logs ps dev-key
 .env:
 	cp .env.example .env
 
@@ -108,6 +108,9 @@ logs: ## Follow the stack's output (Forge's services write JSON lines); Ctrl-C s
 
 ps: ## The stack's containers and their health
 	$(COMPOSE) ps --all
+
+dev-key: ## Print the stack's development API key (FORGE_API_KEY=$(make -s dev-key))
+	@$(COMPOSE) exec api cat /var/lib/forge/keys/development.key
 
 # --- Database (FORGE_DATABASE_URL) ---------------------------------------------------------
 

@@ -43,6 +43,7 @@ from benchmarks.api_http import (
     uvicorn_app,
     wrk,
 )
+from modules.auth import keys
 from modules.catalog.sync import sync
 from modules.jobs.reconcile import reconcile
 from modules.jobs.submission import Submission, submit
@@ -65,6 +66,7 @@ THROUGHPUT_GOAL = 0.25  # x bare Celery tasks/s, at least
 RSS_GOAL_MB = 150
 GROWTH_MB = 5  # "no growth": the last run's RSS at most this far above the first run's
 MODEL = "stub-icon@1"
+OWNER = "bench"  # the benchmark's API key acts for it; _FILL writes it too
 JOB_INPUT: JsonObject = {"prompt": "a red square", "width": 32, "height": 32}  # step_duration_s 0
 POLL_S = 0.005
 RUNS = 3
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         "FORGE_RESULT_BACKEND_URL": f"{base}/5",
         "FORGE_S3_BUCKET": "forge-bench",
         "FORGE_WORKER_CONCURRENCY": "2",
+        # The submission runs queue tens of thousands of jobs, all of one owner.
+        "FORGE_JOB_MAX_QUEUED_PER_OWNER": "1000000",
     }
     bare_env = {"BENCH_CELERY_BROKER_URL": f"{base}/6", "BENCH_CELERY_RESULT_URL": f"{base}/7"}
     os.environ.update(bare_env)
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         engine = create_sync_database_engine(settings)
         with Session(engine) as session, session.begin():
             sync(session)
-        bench = Bench(args, settings, engine)
+            key = keys.create(session, name="bench", owner=OWNER).key
+        bench = Bench(args, settings, engine, key)
         with tempfile.TemporaryDirectory() as scratch:
             bench.run(Path(scratch), env, scale)
         engine.dispose()
@@ -140,8 +145,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, settings: Settings, engine: Engine) -> None:
+    def __init__(
+        self, args: argparse.Namespace, settings: Settings, engine: Engine, key: str
+    ) -> None:
         self.args = args
+        self.auth = {"Authorization": f"Bearer {key}"}
         self.settings = settings
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
@@ -157,10 +165,13 @@ class Bench:
         args = self.args
         script = scratch / "post.lua"
         body = json.dumps({"model": MODEL, "input": JOB_INPUT})
+        authorized = f'wrk.headers["Authorization"] = "{self.auth["Authorization"]}"\n'
         script.write_text(
             f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n' + authorized
         )
+        self.get_script = scratch / "get.lua"
+        self.get_script.write_text(authorized)
         forge = [sys.executable, "-m", "services.api.main"]
         with server_process(forge, UVICORN_LISTENING, **env) as (api_process, api_url):
             api = api_process.pid
@@ -209,7 +220,7 @@ class Bench:
         count = self.args.round_trips
         _progress(f"forge submit -> succeeded, polling every {POLL_S * 1000:g} ms: {count} jobs")
         samples = []
-        with httpx.Client(base_url=api_url, timeout=30) as client:
+        with httpx.Client(base_url=api_url, headers=self.auth, timeout=30) as client:
             for index in range(count + 5):  # the first 5 warm up
                 started = time.perf_counter()
                 created = client.post("/v1/jobs", json={"model": MODEL, "input": JOB_INPUT})
@@ -239,7 +250,7 @@ class Bench:
         _progress(f"forge throughput run {run}: {count} jobs")
         with self.sessions() as session, session.begin():
             for _ in range(count):
-                submit(session, Submission(MODEL, JOB_INPUT), max_attempts=3)
+                submit(session, Submission(MODEL, JOB_INPUT), owner=OWNER, max_attempts=3)
         started = time.perf_counter()
         self.queue.send(count)
         while self._count(Job.status.in_(ACTIVE_JOB_STATUSES)):
@@ -266,8 +277,8 @@ class Bench:
         posted = wrk(f"{api_url}/v1/jobs", seconds, connections, script)
         with self.sessions() as session:
             newest = session.scalar(select(Job.id).order_by(Job.created_at.desc()).limit(1))
-        got = wrk(f"{api_url}/v1/jobs/{newest}", seconds, connections)
-        listed = wrk(f"{api_url}/v1/jobs", seconds, connections)
+        got = wrk(f"{api_url}/v1/jobs/{newest}", seconds, connections, self.get_script)
+        listed = wrk(f"{api_url}/v1/jobs", seconds, connections, self.get_script)
         passes = []
         for _ in range(20):
             started = time.perf_counter()
@@ -404,9 +415,9 @@ class Bench:
 # Finished jobs $first..$last, one second apart, older than now; two events each.
 _FILL = text("""
     WITH new AS (
-        INSERT INTO jobs (model_id, status, input, attempts, last_event_seq, created_at,
+        INSERT INTO jobs (model_id, owner, status, input, attempts, last_event_seq, created_at,
                           updated_at, started_at, finished_at)
-        SELECT :model_id, 'succeeded', CAST(:input AS jsonb), 1, 2, at, at, at, at
+        SELECT :model_id, 'bench', 'succeeded', CAST(:input AS jsonb), 1, 2, at, at, at, at
         FROM (SELECT now() - make_interval(secs => g) - interval '1 day' AS at
               FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) AS g) AS times
         RETURNING id, created_at

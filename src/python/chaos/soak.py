@@ -200,6 +200,8 @@ class Soak:
             FORGE_RECONCILE_INTERVAL_S=str(RECONCILE_INTERVAL_S),
             FORGE_WORKER_SHUTDOWN_GRACE_S=str(SHUTDOWN_GRACE_S),
             FORGE_LOG_LEVEL="INFO",
+            # Every planned job may be queued at once.
+            FORGE_JOB_MAX_QUEUED_PER_OWNER="1000000",
         )
         python = sys.executable
         s3 = Service("s3", [python, "-m", s3_server.__name__, str(s3_port)], env, self.work)
@@ -214,6 +216,14 @@ class Soak:
                 time.sleep(0.2)
             else:
                 raise SystemExit(f"{PROGRAM}: {command} failed: {done.stderr.decode()[-2000:]}")
+        created = subprocess.run(
+            [python, "-m", "services.api.main", "keys", "create", "--name", "soak"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.api_key = created.stdout.splitlines()[-1]  # printed alone on the last line
         self.api = Service("api", [python, "-m", "services.api.main"], env, self.work)
         self.workers = [
             Service(f"worker-{number}", [python, "-c", WORKER], env, self.work)
@@ -274,7 +284,8 @@ class Soak:
         lock = threading.Lock()
 
         def client() -> None:
-            with httpx.Client(base_url=base, timeout=10) as http:
+            auth = {"Authorization": f"Bearer {self.api_key}"}
+            with httpx.Client(base_url=base, headers=auth, timeout=10) as http:
                 while True:
                     with lock:
                         if not pending:

@@ -42,9 +42,9 @@ PAGE = 20
 # Jobs spread over 30 days, one in fifty on the second model; statuses as a busy deployment
 # has them: nearly all final, a few hundred active.
 FILL = """
-INSERT INTO jobs (model_id, status, input, attempts, created_at, started_at, finished_at,
+INSERT INTO jobs (model_id, owner, status, input, attempts, created_at, started_at, finished_at,
                   lease_owner, lease_expires_at)
-SELECT model_id, status, jsonb_build_object('prompt', 'job ' || n), attempts, created_at,
+SELECT model_id, 'explain', status, jsonb_build_object('prompt', 'job ' || n), attempts, created_at,
        CASE WHEN attempts > 0 THEN created_at + interval '1 second' END,
        CASE WHEN status IN ('succeeded', 'failed', 'canceled')
             THEN created_at + interval '5 seconds' END,
@@ -143,7 +143,7 @@ def _explain(engine: Engine, options: dict[str, Any]) -> str:
 
     with Session(engine) as session:
         with _listening(engine, capture):
-            reads.list_jobs(session, limit=PAGE, **options)
+            reads.list_jobs(session, owner="explain", limit=PAGE, **options)
         statement, parameters = statements[0]
         connection = session.connection()
         rows = connection.exec_driver_sql(
