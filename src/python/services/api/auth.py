@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from modules.auth.keys import KeyRefused, Principal, verify
-from services.api.dependencies import DatabaseSession
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,6 @@ def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
 
 async def authenticate(
     request: Request,
-    session: DatabaseSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None:
@@ -67,14 +66,18 @@ async def authenticate(
     digest = hashlib.sha256(key.encode()).hexdigest()
     principal = cache.get(digest)
     if principal is None:
-        try:
-            principal = await session.run_sync(verify, key)
-        except KeyRefused as refused:
-            logger.info("refused %s", refused)  # the reason and prefix, never the key
-            raise _unauthorized(
-                "The API key is malformed, unknown or revoked.", "invalid_token"
-            ) from None
-        await session.commit()  # its last_used_at
+        # A session of its own, ended here: the route's session and transaction stay the
+        # route's (a held or streaming request closes its own while it waits).
+        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+        async with sessions() as session:
+            try:
+                principal = await session.run_sync(verify, key)
+            except KeyRefused as refused:
+                logger.info("refused %s", refused)  # the reason and prefix, never the key
+                raise _unauthorized(
+                    "The API key is malformed, unknown or revoked.", "invalid_token"
+                ) from None
+            await session.commit()  # its last_used_at
         cache.put(digest, principal)
     return principal
 
