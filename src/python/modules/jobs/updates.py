@@ -25,9 +25,12 @@ class Progress:
     events: Sequence[Event]  # after the cursor, in order
 
 
-def status(session: Session, job_id: uuid.UUID) -> JobStatus | None:
-    """The job's status; None when there is no such job."""
-    return session.scalar(select(Job.status).where(Job.id == job_id))
+def status(session: Session, job_id: uuid.UUID, *, owner: str | None = None) -> JobStatus | None:
+    """The job's status; None when there is no such job (or, given an owner, none of its)."""
+    query = select(Job.status).where(Job.id == job_id)
+    if owner is not None:
+        query = query.where(Job.owner == owner)
+    return session.scalar(query)
 
 
 def read_after(session: Session, job_id: uuid.UUID, after: int, limit: int) -> Progress | None:

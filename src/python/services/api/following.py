@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from fastapi import HTTPException
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -60,11 +61,18 @@ class Follower:
                     return
                 await wakeup.wait(min(remaining, self.poll_s))
 
-    def stream(self, job_id: uuid.UUID, after: int) -> EventSourceResponse:
+    async def stream(
+        self, session: AsyncSession, job_id: uuid.UUID, after: int, *, owner: str
+    ) -> EventSourceResponse:
         """The job's events after seq `after` as Server-Sent Events: `id:` the seq, `event:`
         the type, `data:` the event as JSON; a comment line every heartbeat_s without events.
         It ends after the job's terminal event, or at once when the job has ended and nothing
-        is after `after`. The caller has checked that the job exists."""
+        is after `after`. An unknown job is a 404, before the stream starts. `session` (the
+        request's) is closed: the stream reads with sessions of its own, one per read."""
+        exists = await session.run_sync(updates.status, job_id, owner=owner) is not None
+        await session.close()
+        if not exists:
+            raise HTTPException(404, f"No job {job_id}.")
         return EventSourceResponse(
             self._events(job_id, after),
             ping=self.heartbeat_s,

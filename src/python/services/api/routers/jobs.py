@@ -269,12 +269,12 @@ async def list_job_events(
         Header(ge=0, le=MAX_EVENT_SEQ, description="A stream's last `id` seen; wins over `after`."),
     ] = None,
 ) -> EventPage | EventSourceResponse:
+    if wants_stream(request.headers.get("accept")):
+        cursor = after if last_event_id is None else last_event_id
+        return await follower.stream(session, job_id, cursor, owner=principal.owner)
     view = await session.run_sync(reads.get_job, job_id, owner=principal.owner)
     if view is None:
         raise HTTPException(404, f"No job {job_id}.")
-    if wants_stream(request.headers.get("accept")):
-        await session.close()  # the stream reads with sessions of its own, one per read
-        return follower.stream(job_id, after if last_event_id is None else last_event_id)
     rows = await session.run_sync(events.page, job_id, after, limit)
     last = rows[-1].seq if rows else after
     return EventPage(
