@@ -39,7 +39,7 @@ def test_a_job_runs_and_its_png_downloads_through_the_presigned_url(
         job = response.json()
         assert response.headers["location"] == job["urls"]["self"]
         assert job["status"] == "queued"
-        assert job["model"] == "stub-image@1"  # the newest version of the name
+        assert job["model"] == "stub-image@2"  # the newest version of the name
         # The model's defaults fill in what the request left out.
         assert job["input"] == {
             "prompt": "a red fox",
