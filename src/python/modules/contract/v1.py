@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Plain enums without SQLAlchemy: the database enforces the same sets.
 from modules.persistence.statuses import JobStatus, StepStatus
@@ -14,6 +14,8 @@ type JsonValue = str | int | float | bool | None | list[JsonValue] | dict[str, J
 type JsonObject = dict[str, JsonValue]
 
 MAX_PRIORITY = 9
+# A model's `name` or `name@version`: what the catalog's names and versions look like.
+MODEL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9][A-Za-z0-9._+-]*)?$"
 
 
 class ModelOut(BaseModel):
@@ -38,6 +40,7 @@ class JobCreate(BaseModel):
     model: str = Field(
         min_length=1,
         max_length=200,
+        pattern=MODEL_REF_PATTERN,
         description="A model's `name` (its newest version) or `name@version`.",
         examples=["stub-image@1"],
     )
@@ -49,6 +52,15 @@ class JobCreate(BaseModel):
     priority: int = Field(
         0, ge=0, le=MAX_PRIORITY, description="Higher runs first among queued jobs."
     )
+
+    @field_validator("input")
+    @classmethod
+    def _storable(cls, value: JsonObject) -> JsonObject:
+        """PostgreSQL's jsonb cannot hold the NUL character: refuse it here (422), not at the
+        insert (500)."""
+        if _holds_nul(value):
+            raise ValueError("strings and keys must not contain the NUL character (\\u0000)")
+        return value
 
 
 class StepOut(BaseModel):
@@ -115,3 +127,13 @@ class EventOut(BaseModel):
 class EventPage(BaseModel):
     data: list[EventOut]
     next: str = Field(description="URL of the events after this page (poll it for more).")
+
+
+def _holds_nul(value: JsonValue) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False

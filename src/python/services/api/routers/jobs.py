@@ -11,7 +11,15 @@ from fastapi.concurrency import run_in_threadpool
 from sse_starlette import EventSourceResponse
 
 from modules.contract.problem import FieldError, Problem
-from modules.contract.v1 import ArtifactList, EventOut, EventPage, JobCreate, JobList, JobOut
+from modules.contract.v1 import (
+    MODEL_REF_PATTERN,
+    ArtifactList,
+    EventOut,
+    EventPage,
+    JobCreate,
+    JobList,
+    JobOut,
+)
 from modules.jobs import cancel as cancel_module
 from modules.jobs import events, reads, submission
 from modules.jobs.models import ModelNotFound
@@ -178,7 +186,9 @@ async def list_jobs(
     config: JobsConfig,
     principal: CurrentPrincipal,
     status: JobStatus | None = None,
-    model: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    model: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=MODEL_REF_PATTERN)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="From `next`.")] = None,
 ) -> JobList:
