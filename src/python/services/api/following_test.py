@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,6 +308,21 @@ async def test_a_resumed_stream_sends_every_later_event_exactly_once(
     # An ended job with nothing after the cursor: the stream ends at once.
     async with stream(api, job_id, headers={"Last-Event-ID": "5"}) as events:
         await events.ends()
+
+
+async def test_many_streams_of_one_job_each_get_every_event_once(api: Served, jobs: Jobs) -> None:
+    """They share their reads: each commit must still reach every one of them."""
+    job_id = await jobs.submit()
+    async with AsyncExitStack() as stack:
+        streams = [await stack.enter_async_context(stream(api, job_id)) for _ in range(50)]
+        for followed in streams:
+            await followed.events(1)
+        for message in ("a", "b", "c"):  # one commit each, back to back
+            await jobs.log(job_id, message)
+        await jobs.cancel(job_id)
+        for followed in streams:
+            assert [e.seq for e in await followed.events(4)] == [2, 3, 4, 5]
+            await followed.ends()
 
 
 async def test_a_quiet_stream_sends_heartbeat_comments(database_url: str, jobs: Jobs) -> None:
