@@ -1,7 +1,8 @@
 """Benchmark of job event streams on one api process (one uvicorn worker, the default pool of
 5 + 10 connections), each figure next to its goal, measured in the same run:
 
-- /healthz under wrk with no stream open, then with N streams open (goal: at least 0.5x);
+- /healthz under wrk with no stream open, with N streams open, and with none again (goal: at
+  least 0.5x the better of the two idle runs);
 - commit -> client latency: events committed one per transaction to random jobs, each
   followed by one of the N streams, timed from just before COMMIT to the client reading the
   event's `id:` line (goal: p50 < 50 ms, p99 < 250 ms); then the same with all N streams
@@ -260,14 +261,22 @@ def main(argv: list[str] | None = None) -> int:
             sent = commit_events(sessions, job_ids[:1], args.fan_out_events, 5)
             fan_out = latencies_ms(streams, sent)
             streams.close()
+        progress(f"/healthz, no stream open again: {seconds} s...")
+        idle_after = wrk(health, seconds, connections)
 
-    ratio = busy[0] / idle[0]
+    # Against the better idle run: load from outside this benchmark only lowers the ratio.
+    baseline = max(idle, idle_after)
+    ratio = busy[0] / baseline[0]
     print(f"one api process (1 uvicorn worker, pool {POOL_LIMIT}); wrk: 1 thread, {connections}")
     print(f"connections, {seconds} s per row; load average {os.getloadavg()[0]:.1f} at the end")
     print(f"{'/healthz':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
-    print(f"{'no stream open':<34}{idle[0]:>10.0f}{idle[1]:>9.2f}{idle[2]:>9.2f}")
     label = f"{args.streams} streams open"
-    print(f"{label:<34}{busy[0]:>10.0f}{busy[1]:>9.2f}{busy[2]:>9.2f}")
+    for name, (rate, p50, p99) in (
+        ("no stream open", idle),
+        (label, busy),
+        ("no stream open, afterwards", idle_after),
+    ):
+        print(f"{name:<34}{rate:>10.0f}{p50:>9.2f}{p99:>9.2f}")
     verdict = "meets" if ratio >= HEALTH_GOAL else "MISSES"
     print(
         f"/healthz with {args.streams} streams at {ratio:.2f}x idle: {verdict} the {HEALTH_GOAL}x goal"
