@@ -135,7 +135,7 @@ chaos: ## Fault-injection soak as local processes, full run (1,000 jobs, ~15 min
 chaos-ci: ## The soak shortened for CI (120 jobs, ~4 min); fails on a lost, stuck or repeated job
 	$(PANTS) run src/python/chaos:soak -- --jobs 120 --poison 3 --rounds 1 --rate 1.5 --max-step-s 0.1
 
-.PHONY: bench-bootstrap bench-api bench-jobs
+.PHONY: bench-bootstrap bench-api bench-jobs bench-stream
 bench-bootstrap: ## Cold ./pants bootstrap and warm no-op test run, with baselines
 	scripts/bench-bootstrap
 
@@ -144,3 +144,6 @@ bench-api: ## /healthz and /readyz throughput and latency next to bare FastAPI (
 
 bench-jobs: ## Job submission, end-to-end latency, throughput, scale and memory next to bare FastAPI and Celery (needs wrk)
 	$(PANTS) run src/python/benchmarks:jobs
+
+bench-stream: ## Event streams: /healthz with 500 open, commit -> client latency, connections (needs wrk)
+	$(PANTS) run src/python/benchmarks:stream

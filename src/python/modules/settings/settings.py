@@ -137,9 +137,9 @@ class Settings(BaseSettings):
     events_poll_s: Seconds = Field(
         10.0,
         description=(
-            "How often an open event stream, or a request held by `Prefer: wait`, reads its "
-            "job although no notification came: the safety net under PostgreSQL LISTEN/NOTIFY "
-            "(and the only wake-up while the api's listening connection is being reopened)."
+            "While the api's PostgreSQL LISTEN connection is down, how often open event "
+            "streams and requests held by `Prefer: wait` read their job anyway; while it is up, "
+            "how long it may stay quiet before it is checked with a query."
         ),
     )
 

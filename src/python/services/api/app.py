@@ -20,7 +20,7 @@ from modules.storage.s3 import make_s3_client, sign_artifact_url
 from modules.workqueue import TokenQueue, make_celery
 from services.api.auth import KeyCache
 from services.api.dependencies import JobsContext
-from services.api.following import Follower
+from services.api.following import Follower, SharedReads
 from services.api.middleware import BodyLimitMiddleware, RequestLifecycleMiddleware
 from services.api.notifications import JobNotifier
 from services.api.openapi import ERROR_RESPONSES, ForgeAPI
@@ -69,7 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifier = JobNotifier(settings)
         notifier.start()
         app.state.follower = Follower(
-            app.state.sessions, notifier, settings.events_heartbeat_s, settings.events_poll_s
+            app.state.sessions,
+            notifier,
+            settings.events_heartbeat_s,
+            SharedReads(app.state.sessions),
         )
         try:
             yield

@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 from fastapi import HTTPException
 from sqlalchemy.exc import DBAPIError
@@ -17,6 +18,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from modules.contract.v1 import EventOut
 from modules.jobs import reads, updates
 from modules.jobs.reads import JobView
+from modules.persistence.models import Event
+from modules.persistence.statuses import JobStatus
 from services.api.metrics import OPEN_STREAMS
 from services.api.notifications import JobNotifier
 
@@ -31,13 +34,71 @@ _WAIT = re.compile(r"^\s*wait\s*=\s*\"?(\d+)\"?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
+class Page:
+    """What a follower reads: the job's status, then its events after a cursor, each encoded
+    once as its Server-Sent Event (`id:` seq, `event:` type, `data:` the event as JSON)."""
+
+    status: JobStatus
+    events: list[tuple[int, str, bytes]]  # seq, type, the encoded event
+
+
+class SharedReads:
+    """Followers of a job that stand at the same cursor share one read, if it started after
+    whatever woke them: 500 streams of one job woken by one commit cost one query, not 500."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        # (job, cursor) -> (loop time the read started, the read)
+        self._reads: dict[tuple[uuid.UUID, int], tuple[float, asyncio.Task[Page | None]]] = {}
+
+    async def read(self, job_id: uuid.UUID, cursor: int, not_before: float) -> Page | None:
+        """The job's page after `cursor` from a read that started at `not_before` or later;
+        None when there is no such job."""
+        key = (job_id, cursor)
+        entry = self._reads.get(key)
+        if entry is None or entry[0] < not_before:
+            loop = asyncio.get_running_loop()
+            entry = (loop.time(), loop.create_task(self._read(job_id, cursor)))
+            self._reads[key] = entry
+            entry[1].add_done_callback(partial(self._done, key, entry))
+        # A follower that goes away while it waits must not cancel the others' read.
+        return await asyncio.shield(entry[1])
+
+    async def _read(self, job_id: uuid.UUID, cursor: int) -> Page | None:
+        async with self._sessions() as session:
+            progress = await session.run_sync(updates.read_after, job_id, cursor, PAGE)
+        if progress is None:
+            return None
+        return Page(progress.status, [(e.seq, e.type, _encode(e)) for e in progress.events])
+
+    def _done(
+        self,
+        key: tuple[uuid.UUID, int],
+        entry: tuple[float, asyncio.Task[Page | None]],
+        task: asyncio.Task[Page | None],
+    ) -> None:
+        if self._reads.get(key) is entry:
+            del self._reads[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every follower may have gone meanwhile
+
+
+def _encode(event: Event) -> bytes:
+    body = EventOut(
+        seq=event.seq, type=event.type, payload=event.payload, created_at=event.created_at
+    )
+    sse = ServerSentEvent(body.model_dump_json(), id=str(event.seq), event=event.type, sep="\n")
+    return sse.encode()
+
+
+@dataclass(frozen=True)
 class Follower:
     """What following needs from the app; built by its lifespan."""
 
     sessions: async_sessionmaker[AsyncSession]
     notifier: JobNotifier
     heartbeat_s: float
-    poll_s: float
+    reads: SharedReads
 
     async def hold(self, session: AsyncSession, view: JobView, seconds: int) -> JobView | None:
         """`Prefer: wait`: the job as it is once it has ended or `seconds` have passed (None
@@ -59,7 +120,7 @@ class Follower:
                 remaining = deadline - loop.time()
                 if status is None or updates.is_terminal(status) or remaining <= 0:
                     return
-                await wakeup.wait(min(remaining, self.poll_s))
+                await wakeup.wait(remaining)
 
     async def stream(
         self, session: AsyncSession, job_id: uuid.UUID, after: int, *, owner: str
@@ -80,40 +141,34 @@ class Follower:
             sep="\n",
         )
 
-    async def _events(self, job_id: uuid.UUID, after: int) -> AsyncIterator[ServerSentEvent]:
+    async def _events(self, job_id: uuid.UUID, after: int) -> AsyncIterator[bytes]:
         cursor = after
+        loop = asyncio.get_running_loop()
         # Cancelled where it waits when the client goes away: the subscription and the gauge
         # are released on the way out.
         with self.notifier.subscribe(job_id) as wakeup, OPEN_STREAMS.track_inprogress():
+            read_after = loop.time()  # subscribed: whatever commits from now on wakes it
             while True:
                 try:
-                    async with self.sessions() as session:
-                        progress = await session.run_sync(updates.read_after, job_id, cursor, PAGE)
+                    page = await self.reads.read(job_id, cursor, read_after)
                 except DBAPIError as error:
                     # Ends the stream cleanly; the client resumes from its last id once the
                     # database answers again.
                     logger.warning("event stream of job %s ends: database error: %s", job_id, error)
                     return
-                if progress is None:  # the job was deleted meanwhile
+                if page is None:  # the job was deleted meanwhile
                     return
-                for event in progress.events:
-                    cursor = event.seq
-                    body = EventOut(
-                        seq=event.seq,
-                        type=event.type,
-                        payload=event.payload,
-                        created_at=event.created_at,
-                    )
-                    yield ServerSentEvent(
-                        body.model_dump_json(), id=str(event.seq), event=event.type
-                    )
-                    if event.type in updates.TERMINAL_EVENTS:
+                for seq, kind, encoded in page.events:
+                    cursor = seq
+                    yield encoded
+                    if kind in updates.TERMINAL_EVENTS:
                         return
-                if len(progress.events) == PAGE:
-                    continue  # catching up: read on at once
-                if not progress.events and updates.is_terminal(progress.status):
+                if len(page.events) == PAGE:
+                    read_after = loop.time()  # catching up: read on at once
+                elif not page.events and updates.is_terminal(page.status):
                     return
-                await wakeup.wait(self.poll_s)
+                else:
+                    read_after = await wakeup.wait()
 
 
 def wants_stream(accept: str | None) -> bool:

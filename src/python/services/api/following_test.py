@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -37,7 +37,7 @@ from services.api.notifications import APPLICATION_NAME, JobNotifier
 
 pytestmark = pytest.mark.anyio
 
-POLL_S = 30.0  # never reached in these tests: every wake-up is a notification
+POLL_S = 30.0  # never reached unless a test lowers it: every other wake-up is a notification
 PROMPT = 2.0  # how soon a committed event must reach a stream (slack for 2 busy cores)
 OWNER = "following"
 SCHEMA: JsonObject = {"type": "object", "properties": {"prompt": {"type": "string"}}}
@@ -323,6 +323,21 @@ async def test_a_resumed_stream_sends_every_later_event_exactly_once(
         await events.ends()
 
 
+async def test_many_streams_of_one_job_each_get_every_event_once(api: Served, jobs: Jobs) -> None:
+    """They share their reads: each commit must still reach every one of them."""
+    job_id = await jobs.submit()
+    async with AsyncExitStack() as stack:
+        streams = [await stack.enter_async_context(stream(api, job_id)) for _ in range(50)]
+        for followed in streams:
+            await followed.events(1)
+        for message in ("a", "b", "c"):  # one commit each, back to back
+            await jobs.log(job_id, message)
+        await jobs.cancel(job_id)
+        for followed in streams:
+            assert [e.seq for e in await followed.events(4)] == [2, 3, 4, 5]
+            await followed.ends()
+
+
 async def test_a_quiet_stream_sends_heartbeat_comments(database_url: str, jobs: Jobs) -> None:
     job_id = await jobs.submit()
     async with (
@@ -361,34 +376,50 @@ async def test_streams_survive_a_lost_listening_connection(
     job_id = await jobs.submit()
     async with stream(api, job_id) as events:
         await events.events(1)
-        lost = listener_pid(database_url)
-        terminate(database_url, lost)
+        name = make_url(database_url).database
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
+            lost = listener_pid(admin, name)
+            admin.execute("SELECT pg_terminate_backend(%s)", (lost,))  # as a restart would
         await wait_until(lambda: not api.notifier.listening)
         # Committed while nobody listens: the listener, back, wakes every stream.
         await jobs.log(job_id, "while away")
         assert [e.payload["message"] for e in await events.events(1)] == ["while away"]
         assert api.notifier.listening
-        assert listener_pid(database_url) != lost
+        with psycopg.connect(libpq_url(database_url)) as admin:
+            assert listener_pid(admin, name) != lost
         await jobs.log(job_id, "after")
         assert [e.payload["message"] for e in await events.events(1)] == ["after"]
 
 
-def listener_pid(database_url: str) -> int:
-    """The server process of the api's LISTEN connection."""
-    with psycopg.connect(libpq_url(database_url)) as connection:
-        row = connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND datname = "
-            "current_database()",
-            (APPLICATION_NAME,),
-        ).fetchone()
+async def test_streams_poll_while_the_api_cannot_listen(
+    database_url: str, postgres_admin_url: str, jobs: Jobs
+) -> None:
+    job_id = await jobs.submit()  # the writer has its connection from now on
+    async with listening(database_url, events_poll_s=0.5) as api, stream(api, job_id) as events:
+        await events.events(1)  # and so has the api's pool
+        name = make_url(database_url).database
+        with psycopg.connect(libpq_url(postgres_admin_url), autocommit=True) as admin:
+            # New connections are refused: the listener cannot come back, pooled ones work on.
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            try:
+                admin.execute("SELECT pg_terminate_backend(%s)", (listener_pid(admin, name),))
+                await wait_until(lambda: not api.notifier.listening)
+                await jobs.log(job_id, "polled")
+                assert [e.payload["message"] for e in await events.events(1)] == ["polled"]
+                assert not api.notifier.listening
+            finally:
+                admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        await wait_until(lambda: api.notifier.listening)
+
+
+def listener_pid(connection: psycopg.Connection[Any], database: str | None) -> int:
+    """The server process of the api's LISTEN connection to `database`."""
+    row = connection.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND datname = %s",
+        (APPLICATION_NAME, database),
+    ).fetchone()
     assert row is not None, "the api does not listen"
     return int(row[0])
-
-
-def terminate(database_url: str, pid: int) -> None:
-    """Ends a connection from the server's side, as a PostgreSQL restart does."""
-    with psycopg.connect(libpq_url(database_url)) as connection:
-        connection.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
 async def test_dropped_streams_leave_no_task_connection_or_memory_behind(

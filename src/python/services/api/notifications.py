@@ -3,11 +3,11 @@ api process (not from the pool), fanned out in memory to whoever waits on a job.
 
 Every event insert notifies its job's id when its transaction commits (the migration
 rev_3c1f0e7a9b42 adds the trigger). A notification only says "read again": the reader reads the
-events after its cursor, so a lost or duplicate notification costs a read or a poll interval,
-never an event. While the connection is down (PostgreSQL restarting, say) readers fall back to
-their poll interval; once listening again, every reader is woken, because notifications sent in
-between are lost.
-"""
+events after its cursor, so a duplicate notification costs a read, never an event twice. While
+listening, readers wait for notifications only: PostgreSQL delivers each one to a live
+listening session, and the connection is checked after a quiet poll interval. Losing it wakes
+every reader, and until it is back they poll; once listening again, every reader is woken,
+because notifications sent in between are lost."""
 
 import asyncio
 import logging
@@ -36,19 +36,33 @@ MAX_RETRY_S = 8.0
 class Wakeup:
     """One reader's subscription to a job's notifications."""
 
-    def __init__(self) -> None:
+    def __init__(self, notifier: "JobNotifier") -> None:
+        self._notifier = notifier
         self._event = asyncio.Event()
+        self._notified_at = 0.0
 
     def set(self) -> None:
+        self._notified_at = asyncio.get_running_loop().time()
         self._event.set()
 
-    async def wait(self, timeout_s: float) -> None:
-        """Until the job is notified (or was since the last wait) or `timeout_s` passes. Read
-        after this returns: a notification that arrives during the read wakes the next wait."""
-        with suppress(TimeoutError):
+    async def wait(self, at_most_s: float | None = None) -> float:
+        """Until the job is notified (or was since the last wait), or `at_most_s` passes, or,
+        while the notifier is not listening, its poll interval passes. Returns the loop time
+        after which a read must start to see what woke it (the notification's arrival, or
+        now). A notification that arrives during that read wakes the next wait."""
+        timeout_s = at_most_s
+        if not self._notifier.listening:
+            poll_s = self._notifier.poll_s
+            timeout_s = poll_s if timeout_s is None else min(timeout_s, poll_s)
+        try:
             async with asyncio.timeout(timeout_s):
                 await self._event.wait()
+        except TimeoutError:
+            since = asyncio.get_running_loop().time()
+        else:
+            since = self._notified_at
         self._event.clear()
+        return since
 
 
 class JobNotifier:
@@ -56,9 +70,10 @@ class JobNotifier:
         url = make_url(str(settings.database_url)).set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
         self._timeout_s = settings.database_connect_timeout_s
-        # With no notification for this long, the connection is checked with a query: a
-        # server that vanished without closing the socket must not silence every stream.
-        self._check_after_s = settings.events_poll_s
+        # While not listening, readers poll this often. While listening, the connection is
+        # checked with a query after this long without a notification: a server that vanished
+        # without closing the socket must not silence every reader for longer.
+        self.poll_s = settings.events_poll_s
         self._waiters: dict[uuid.UUID, set[Wakeup]] = {}
         self._task: asyncio.Task[None] | None = None
         self.listening = False
@@ -77,7 +92,7 @@ class JobNotifier:
     def subscribe(self, job_id: uuid.UUID) -> Iterator[Wakeup]:
         """A wakeup for the job's notifications while the block runs. Subscribe before the
         first read, so that an event committed in between wakes the first wait."""
-        wakeup = Wakeup()
+        wakeup = Wakeup(self)
         self._waiters.setdefault(job_id, set()).add(wakeup)
         try:
             yield wakeup
@@ -108,7 +123,9 @@ class JobNotifier:
                     reason,
                     retry_s,
                 )
-                self._set_listening(False)
+                if self.listening:
+                    self._set_listening(False)
+                    self._wake_all()  # waiting without a timeout: from now on they poll
             await asyncio.sleep(retry_s)
             retry_s = min(retry_s * 2, MAX_RETRY_S)
 
@@ -127,7 +144,7 @@ class JobNotifier:
             # Whatever was committed while nobody listened: every reader reads again.
             self._wake_all()
             while True:
-                async for notify in connection.notifies(timeout=self._check_after_s):
+                async for notify in connection.notifies(timeout=self.poll_s):
                     self._wake(notify.payload)
                 async with asyncio.timeout(self._timeout_s):
                     await connection.execute("SELECT 1")

@@ -37,32 +37,36 @@ the API's URL: --api-url, else ${API_URL_VARIABLE}, else {DEFAULT_API_URL}
 the API key: ${API_KEY_VARIABLE} (`forge-api keys create` makes one)"""
 
 
-def parser() -> argparse.ArgumentParser:
-    # The common options work before the command and after it (`forge jobs get ID --json`):
-    # on the commands they default to SUPPRESS, so they never undo a value given before.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--api-url", default=argparse.SUPPRESS, help=f"the API's base URL (${API_URL_VARIABLE})"
-    )
-    common.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
-    )
-    common.add_argument(
-        "--timeout",
-        type=float,
-        default=argparse.SUPPRESS,
-        help="seconds a request may take (default 10)",
-    )
+def _common(defaults: dict[str, object] | None) -> argparse.ArgumentParser:
+    """The options every command takes, before it (with `defaults`) and after it (without: an
+    absent option must not undo one given before the command)."""
+    options = argparse.ArgumentParser(add_help=False)
+    if defaults is None:
+        options.argument_default = argparse.SUPPRESS
+    options.add_argument("--api-url", help=f"the API's base URL (${API_URL_VARIABLE})")
+    options.add_argument("--json", action="store_true", help="machine-readable output")
+    options.add_argument("--timeout", type=float, help="seconds a request may take (default 10)")
+    options.set_defaults(**(defaults or {}))
+    return options
 
+
+def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Forge's command line: models, jobs and their artifacts.",
         epilog=EPILOG,
-        parents=[common],
+        parents=[
+            _common(
+                {
+                    "api_url": os.environ.get(API_URL_VARIABLE, DEFAULT_API_URL),
+                    "json": False,
+                    "timeout": 10.0,
+                }
+            )
+        ],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    root.set_defaults(api_url=os.environ.get(API_URL_VARIABLE, DEFAULT_API_URL))
-    root.set_defaults(json=False, timeout=10.0)
+    common = _common(None)
     groups = root.add_subparsers(dest="group", metavar="COMMAND", required=True)
 
     models = groups.add_parser("models", help="the models jobs can run").add_subparsers(
