@@ -29,7 +29,7 @@ type Forge = Callable[..., subprocess.CompletedProcess[str]]
 def environment(
     forge_stack: ForgeStack, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    """FORGE_API_URL names the stack's api; the PEX unpacks into a directory of this module's.
+    """FORGE_API_URL names the stack's api, FORGE_API_KEY its key; the PEX unpacks into a directory of this module's.
     What the test runner (itself a PEX) sets for its own interpreter is left out: forge.pex
     carries everything it imports."""
     inherited = {
@@ -40,6 +40,7 @@ def environment(
     return {
         **inherited,
         "FORGE_API_URL": forge_stack.api_url,
+        "FORGE_API_KEY": forge_stack.api_key,
         "PEX_ROOT": str(tmp_path_factory.mktemp("pex_root")),
     }
 

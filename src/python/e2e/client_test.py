@@ -30,7 +30,7 @@ def test_the_sync_client_follows_a_job_through_a_cut_and_downloads_it(
     cut_after = 0
     with (
         severable_proxy("127.0.0.1", forge_stack.api.port) as proxy,
-        ForgeClient(proxy.url, backoff_s=0.1) as forge,
+        ForgeClient(proxy.url, backoff_s=0.1, api_key=forge_stack.api_key) as forge,
     ):
         assert {"stub-image@1", "stub-icon@1"} <= {model.ref for model in forge.list_models()}
         assert forge.get_model("stub-image@1").task == "text-to-image"
@@ -65,7 +65,7 @@ def test_the_sync_client_follows_a_job_through_a_cut_and_downloads_it(
 async def test_the_async_client_waits_for_a_job_then_reads_and_downloads_it(
     forge_stack: ForgeStack, tmp_path: Path
 ) -> None:
-    async with AsyncForgeClient(forge_stack.api_url) as forge:
+    async with AsyncForgeClient(forge_stack.api_url, api_key=forge_stack.api_key) as forge:
         job = await forge.submit("stub-icon", {"prompt": "held"}, wait=30)
         assert job.status == JobStatus.SUCCEEDED  # held until it ended
         # An ended job's stream: every event, then the end.
@@ -85,7 +85,7 @@ async def test_the_async_client_waits_for_a_job_then_reads_and_downloads_it(
 def test_a_download_that_does_not_match_its_checksum_leaves_no_file(
     forge_stack: ForgeStack, tmp_path: Path
 ) -> None:
-    with ForgeClient(forge_stack.api_url) as forge:
+    with ForgeClient(forge_stack.api_url, api_key=forge_stack.api_key) as forge:
         job = forge.submit("stub-image", {"prompt": "tampered", **SMALL}, wait=30)
         image = next(artifact for artifact in job.output if artifact.name == "image.png")
         key = f"jobs/{job.id}/{image.step}/image.png"
@@ -101,7 +101,7 @@ def test_a_download_that_does_not_match_its_checksum_leaves_no_file(
 
 
 def test_errors_are_one_line_each(forge_stack: ForgeStack) -> None:
-    with ForgeClient(forge_stack.api_url) as forge:
+    with ForgeClient(forge_stack.api_url, api_key=forge_stack.api_key) as forge:
         with pytest.raises(ApiError) as missing:
             forge.get_job(uuid.uuid4())
         with pytest.raises(ApiError) as invalid:

@@ -80,7 +80,11 @@ def read_and_cut_mid_job(proxy: SeverableProxy, url: str, into: list[EventOut]) 
     progress report; raises what the cut makes of the read."""
     cut = False
     with (
-        httpx.Client(base_url=proxy.url, timeout=30) as client,
+        httpx.Client(
+            base_url=proxy.url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {forge_stack.api_key}"},
+        ) as client,
         client.stream("GET", url, headers=SSE) as response,
     ):
         for item in sse_items(response):
