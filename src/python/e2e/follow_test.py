@@ -59,7 +59,9 @@ def test_a_stream_cut_mid_job_resumes_after_last_event_id_with_every_event_once(
         url = f"/v1/jobs/{job['id']}/events"  # relative: through the proxy, not to the api
         before: list[EventOut] = []
         with pytest.raises(httpx.TransportError):
-            read_and_cut_mid_job(proxy, url, before)
+            read_and_cut_mid_job(
+                proxy, url, before, {"Authorization": client.headers["Authorization"]}
+            )
         assert before[-1].type not in ("job.succeeded", "job.failed", "job.canceled")
 
         headers = {**SSE, "Last-Event-ID": str(before[-1].seq)}
@@ -75,7 +77,9 @@ def test_a_stream_cut_mid_job_resumes_after_last_event_id_with_every_event_once(
     assert [event.model_dump(mode="json") for event in streamed] == paged
 
 
-def read_and_cut_mid_job(proxy: SeverableProxy, url: str, into: list[EventOut]) -> None:
+def read_and_cut_mid_job(
+    proxy: SeverableProxy, url: str, into: list[EventOut], auth: dict[str, str]
+) -> None:
     """Reads the stream through the proxy into `into`, cutting the connection at the first
     progress report; raises what the cut makes of the read."""
     cut = False
