@@ -87,7 +87,7 @@ def read_and_cut_mid_job(
         httpx.Client(
             base_url=proxy.url,
             timeout=30,
-            headers={"Authorization": f"Bearer {forge_stack.api_key}"},
+            headers=auth,
         ) as client,
         client.stream("GET", url, headers=SSE) as response,
     ):
