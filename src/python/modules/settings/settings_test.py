@@ -161,6 +161,7 @@ def test_an_unknown_forge_variable_is_refused_with_the_closest_setting(
         "FORGE_PEX_CLI",
         "FORGE_VERSION",
         "FORGE_API_URL",
+        "FORGE_API_KEY",
     ],
 )
 def test_variables_of_the_build_and_test_tools_are_accepted(

@@ -14,7 +14,9 @@ NOT_SETTINGS = frozenset(
     {
         "FORGE_GIT_REVISION",  # the image's revision, read by modules.buildinfo
         "FORGE_VERSION",  # the release, a Docker build argument (Makefile)
-        "FORGE_API_URL",  # where the forge CLI finds the api (services/cli), in the same shells
+        # The forge CLI's and the client library's (modules/client), in the same shells.
+        "FORGE_API_URL",
+        "FORGE_API_KEY",
         # ./pants: its options, and the tool paths it exports for pants.toml.
         "FORGE_BOOTSTRAP_CACHE",
         "FORGE_PANTS_PYTHON",
