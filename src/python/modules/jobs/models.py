@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from modules.persistence.models import Model
@@ -20,7 +20,10 @@ def resolve(session: Session, reference: str) -> Model:
     query = select(Model).where(Model.name == name)
     if version:
         query = query.where(Model.version == version)
-    model = session.scalar(query.order_by(Model.created_at.desc(), Model.id.desc()).limit(1))
+    # Newest: published last; versions published together (one sync) by version, numbers
+    # compared as numbers ("10" after "9").
+    newest = (Model.created_at.desc(), func.length(Model.version).desc(), Model.version.desc())
+    model = session.scalar(query.order_by(*newest).limit(1))
     if model is None:
         raise ModelNotFound(reference)
     return model

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from modules.jobs import cancel, events, submission
-from modules.jobs.models import ModelNotFound
+from modules.jobs.models import ModelNotFound, resolve
 from modules.persistence.models import Job, Model
 
 
@@ -120,3 +120,22 @@ def test_twenty_concurrent_duplicates_create_one_job(
     assert sum(not r.replayed for r in results) == 1
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 1
+
+
+def test_a_name_without_version_means_its_newest_version(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    with sessions() as session, session.begin():
+        for version in ("2", "10", "9"):  # published together, as one catalog sync does
+            session.add(
+                Model(
+                    name=model.name,
+                    version=version,
+                    task=model.task,
+                    runner=model.runner,
+                    input_schema=model.input_schema,
+                )
+            )
+    with sessions() as session:
+        assert resolve(session, "stub-test").version == "10"
+        assert resolve(session, "stub-test@9").version == "9"
