@@ -21,6 +21,9 @@ from modules.persistence.engine import create_async_database_engine
 from modules.persistence.models import Job, Model
 from modules.settings import Settings
 
+# The owner of every job the benchmarks submit.
+OWNER = "bench"
+
 fastapi_app = FastAPI()
 
 
@@ -69,7 +72,9 @@ async def create_job(body: JobBody, request: Request) -> JobCreated:
     async with request.app.state.engine.begin() as connection:
         job_id = await connection.scalar(
             insert(Job)
-            .values(model_id=model_id, input={**defaults, **body.input}, max_attempts=3)
+            .values(
+                model_id=model_id, owner=OWNER, input={**defaults, **body.input}, max_attempts=3
+            )
             .returning(Job.id)
         )
     return JobCreated(id=job_id)

@@ -1,9 +1,11 @@
 """Benchmark of the job path, each figure next to a bare baseline measured in the same run:
 
 - submission: POST /v1/jobs (one uvicorn process, wrk as in `make bench-api`) vs a bare FastAPI
-  endpoint inserting the same `jobs` row with the same driver and pool (bare_apps.jobs_app);
-- end-to-end latency of a zero-duration stub job, submit -> succeeded, seen by a client polling
-  GET /v1/jobs/{id}, vs a bare Celery task round trip (apply_async + result) on the same Redis;
+  endpoint inserting the same `jobs` row with the same driver and pool (bare_apps.jobs_app), and
+  vs the same api without authentication (benchmarks.forge_without_auth), measured by turns;
+- end-to-end latency of a zero-duration stub job, submit -> succeeded, seen by a client on the
+  job's event stream (modules.client), vs a bare Celery task round trip (apply_async + result)
+  on the same Redis;
 - throughput: jobs drained by the worker (2 prefork processes) vs bare Celery no-op tasks with
   the same concurrency. The jobs are inserted in one transaction, then this process sends one
   run message per job, as the api does (no reconciler runs);
@@ -28,7 +30,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import redis
 from alembic import command
 from celery import Task
@@ -43,8 +44,10 @@ from benchmarks.api_http import (
     uvicorn_app,
     wrk,
 )
+from benchmarks.bare_apps import OWNER  # the benchmark's API key acts for it; _FILL writes it
 from modules.auth import keys
 from modules.catalog.sync import sync
+from modules.client.sync import ForgeClient
 from modules.jobs.reconcile import reconcile
 from modules.jobs.submission import Submission, submit
 from modules.persistence.base import JsonObject
@@ -61,14 +64,13 @@ from modules.workqueue import TokenQueue, make_celery
 from services.worker.testing import WorkerProcess
 
 SUBMIT_GOAL = 0.5  # x bare FastAPI requests/s, at least
+AUTH_COST_GOAL = 0.10  # of the submission rate without authentication, at most
 LATENCY_GOAL = 5.0  # x the bare Celery round trip's p50, at most
 THROUGHPUT_GOAL = 0.25  # x bare Celery tasks/s, at least
 RSS_GOAL_MB = 150
 GROWTH_MB = 5  # "no growth": the last run's RSS at most this far above the first run's
 MODEL = "stub-icon@1"
-OWNER = "bench"  # the benchmark's API key acts for it; _FILL writes it too
 JOB_INPUT: JsonObject = {"prompt": "a red square", "width": 32, "height": 32}  # step_duration_s 0
-POLL_S = 0.005
 RUNS = 3
 FILL_BATCH = 100_000
 
@@ -149,6 +151,7 @@ class Bench:
         self, args: argparse.Namespace, settings: Settings, engine: Engine, key: str
     ) -> None:
         self.args = args
+        self.key = key
         self.auth = {"Authorization": f"Bearer {key}"}
         self.settings = settings
         self.engine = engine
@@ -156,6 +159,7 @@ class Bench:
         self.broker = redis.Redis.from_url(str(settings.broker_url))
         self.queue = TokenQueue(make_celery("forge-bench", str(settings.broker_url)))
         self.submit: list[Result] = []
+        self.without_auth: list[Result] = []
         self.latency: list[Latency] = []
         self.throughput: list[tuple[str, int, float]] = []  # (name, count, seconds)
         self.scale: dict[int, list[float]] = {}
@@ -173,15 +177,23 @@ class Bench:
         self.get_script = scratch / "get.lua"
         self.get_script.write_text(authorized)
         forge = [sys.executable, "-m", "services.api.main"]
+        without_auth = [sys.executable, "-m", "benchmarks.forge_without_auth"]
         with server_process(forge, UVICORN_LISTENING, **env) as (api_process, api_url):
             api = api_process.pid
             self._rss("api", "idle", api)
-            _progress(f"forge POST /v1/jobs: 2 s warm-up, then {RUNS} x {args.seconds} s")
-            wrk(f"{api_url}/v1/jobs", 2, args.connections, script)
-            for run in range(1, RUNS + 1):
-                rate = wrk(f"{api_url}/v1/jobs", args.seconds, args.connections, script)
-                self.submit.append(Result(f"forge POST /v1/jobs #{run}", *rate))
-                self._rss("api", f"after submission run {run}", api)
+            with server(without_auth, UVICORN_LISTENING, **env) as open_url:
+                _progress(
+                    f"forge POST /v1/jobs, with and without authentication by turns: 2 s "
+                    f"warm-up each, then {RUNS} x {args.seconds} s each"
+                )
+                wrk(f"{api_url}/v1/jobs", 2, args.connections, script)
+                wrk(f"{open_url}/v1/jobs", 2, args.connections, script)
+                for run in range(1, RUNS + 1):
+                    rate = wrk(f"{api_url}/v1/jobs", args.seconds, args.connections, script)
+                    self.submit.append(Result(f"forge POST /v1/jobs #{run}", *rate))
+                    self._rss("api", f"after submission run {run}", api)
+                    rate = wrk(f"{open_url}/v1/jobs", args.seconds, args.connections, script)
+                    self.without_auth.append(Result(f"  without authentication #{run}", *rate))
             # Right after Forge's runs: load from outside this benchmark varies over minutes.
             bare_app = uvicorn_app("benchmarks.bare_apps:jobs_app")
             with server(bare_app, UVICORN_LISTENING, **env) as url:
@@ -218,21 +230,18 @@ class Bench:
 
     def _forge_latency(self, api_url: str) -> Latency:
         count = self.args.round_trips
-        _progress(f"forge submit -> succeeded, polling every {POLL_S * 1000:g} ms: {count} jobs")
+        _progress(f"forge submit -> succeeded, seen on the job's event stream: {count} jobs")
         samples = []
-        with httpx.Client(base_url=api_url, headers=self.auth, timeout=30) as client:
+        with ForgeClient(api_url, api_key=self.key, timeout=30) as client:
             for index in range(count + 5):  # the first 5 warm up
                 started = time.perf_counter()
-                created = client.post("/v1/jobs", json={"model": MODEL, "input": JOB_INPUT})
-                created.raise_for_status()
-                url = f"/v1/jobs/{created.json()['id']}"
-                while (status := client.get(url).json()["status"]) != JobStatus.SUCCEEDED:
-                    if status not in ACTIVE_JOB_STATUSES:
-                        raise SystemExit(f"bench: job {url} ended {status}")
-                    time.sleep(POLL_S)
+                job = client.submit(MODEL, JOB_INPUT)
+                seen = [event.type for event in client.stream_events(job.id)]
+                if seen[-1:] != ["job.succeeded"]:
+                    raise SystemExit(f"bench: job {job.id} ended with {seen[-1:]}")
                 if index >= 5:
                     samples.append(time.perf_counter() - started)
-        return _latency("forge job, polled", samples)
+        return _latency("forge job, event stream", samples)
 
     def _bare_latency(self) -> Latency:
         count = self.args.round_trips
@@ -342,7 +351,7 @@ class Bench:
         )
         print(f"\n{'submission':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>10}")
         bare = self.submit[-1]
-        for result in self.submit:
+        for result in [*self.submit[:-1], *self.without_auth, bare]:
             print(
                 f"{result.name:<28}{result.requests_per_s:>10.0f}{result.p50_ms:>9.2f}"
                 f"{result.p99_ms:>9.2f}{result.requests_per_s / bare.requests_per_s:>9.2f}x"
@@ -385,6 +394,13 @@ class Bench:
             ratio >= SUBMIT_GOAL,
             f"submission at {ratio:.2f}x bare FastAPI (median of " f"{RUNS} runs)",
             f"the >= {SUBMIT_GOAL}x goal",
+        )
+        without_auth = statistics.median(r.requests_per_s for r in self.without_auth)
+        cost = 1 - forge_submit / without_auth
+        _verdict(
+            cost <= AUTH_COST_GOAL,
+            f"authentication costs {cost:.0%} of the submission rate (medians, taken by turns)",
+            f"the <= {AUTH_COST_GOAL:.0%} goal",
         )
         ratio = self.latency[0].p50_ms / self.latency[-1].p50_ms
         _verdict(

@@ -35,6 +35,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks.api_http import UVICORN_LISTENING, server, wrk
+from benchmarks.bare_apps import OWNER  # of the jobs, and of the API key the streams send
 from modules.auth import keys
 from modules.catalog.sync import sync
 from modules.jobs import events
@@ -48,7 +49,6 @@ P50_GOAL_MS = 50
 P99_GOAL_MS = 250
 POOL_LIMIT = 5 + 10  # FORGE_DATABASE_POOL_SIZE's default and SQLAlchemy's overflow
 MODEL = "stub-icon@1"
-OWNER = "bench"  # of the jobs, and of the API key the streams send
 BENCH_APPLICATION = "forge-bench"  # this process's connections, left out of the count
 DELIVERY_TIMEOUT_S = 10
 

@@ -8,7 +8,8 @@ durations, --poison of them on stub-image@2 with crash_at_step (their process SI
 retrying each with the same Idempotency-Key while the api is down. Meanwhile it injects, at
 random intervals: SIGKILL of a pool process and of the whole worker, Redis restarted empty, the
 api killed, PostgreSQL stalled, and a SIGTERM (graceful) worker stop. Then it waits for every
-job to end, prints the report and exits 1 on any lost, stuck, duplicated or wrong outcome.
+job to end (a job is stuck if it has not while none ended for --stuck-after-s), prints the
+report and exits 1 on any lost, stuck, duplicated or wrong outcome.
 """
 
 import argparse
@@ -43,7 +44,9 @@ PROGRAM = "soak"
 WORKER = "import sys; from services.worker.main import main; sys.exit(main())"
 RECONCILER = "import sys; from services.worker.main import main; sys.exit(main(['reconcile']))"
 TERMINAL = {"succeeded", "failed", "canceled"}
-LEASE_S = 3
+# Renewed every LEASE_S / 3: a PostgreSQL stall of --stall-s (4 s) plus the time since the last
+# renewal stays under it, so a stall costs no attempt; a dead worker's jobs run again after it.
+LEASE_S = 8
 RECONCILE_INTERVAL_S = 1
 SHUTDOWN_GRACE_S = 2
 POISON_MODEL = "stub-image@2"
@@ -412,17 +415,23 @@ class Soak:
 
     # --- Report --------------------------------------------------------------------------
 
-    def wait_for_drain(self, deadline: float) -> int:
-        while time.monotonic() < deadline:
+    def wait_for_drain(self, idle_s: float) -> bool:
+        """Waits until every job has ended (True), or until none has ended for `idle_s` while
+        some are left (False): those are stuck."""
+        ended, progressed = -1, time.monotonic()
+        while time.monotonic() - progressed < idle_s:
             with psycopg.connect(self.dsn) as conn:
-                left = conn.execute(
-                    "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed', "
-                    "'canceled')"
+                row = conn.execute(
+                    "SELECT count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'canceled')),"
+                    " count(*) FROM jobs"
                 ).fetchone()
-            if left is not None and left[0] == 0:
-                return 0
+            assert row is not None
+            if row[0] == row[1]:
+                return True
+            if row[0] > ended:
+                ended, progressed = row[0], time.monotonic()
             time.sleep(0.5)
-        return -1
+        return False
 
     def report(self, drain_s: float | None, fault_window: tuple[float, float]) -> bool:
         with psycopg.connect(self.dsn) as conn:
@@ -515,7 +524,7 @@ class Soak:
             "canceled": statuses["canceled"],
             "lost (acknowledged, not in the database)": lost,
             "duplicated jobs (one key, several jobs)": duplicated_jobs,
-            "stuck (not terminal at the drain deadline)": stuck,
+            "stuck (not terminal, none ended for --stuck-after-s)": stuck,
             "wrong outcome (non-poison not succeeded, poison not attempts_exhausted)": wrong,
             "steps run to completion twice": _count(steps_twice),
             "jobs ended twice": _count(ends_twice),
@@ -548,7 +557,7 @@ class Soak:
         bad = [
             "lost (acknowledged, not in the database)",
             "duplicated jobs (one key, several jobs)",
-            "stuck (not terminal at the drain deadline)",
+            "stuck (not terminal, none ended for --stuck-after-s)",
             "wrong outcome (non-poison not succeeded, poison not attempts_exhausted)",
             "steps run to completion twice",
             "jobs ended twice",
@@ -584,7 +593,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=2.0, help="jobs submitted per second")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (supervised)")
     parser.add_argument("--concurrency", type=int, default=2, help="each worker's pool size")
-    parser.add_argument("--drain-timeout-s", type=float, default=60.0)
+    parser.add_argument(
+        "--stuck-after-s",
+        type=float,
+        default=60.0,
+        help="jobs left when none has ended for this long are stuck",
+    )
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
     options = parser.parse_args(argv)
@@ -606,8 +620,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"all {options.jobs} jobs acknowledged after {submitted - started:.1f} s")
         faults.join()
         last_fault = max(soak.faults[-1].at, submitted)
-        left = soak.wait_for_drain(last_fault + options.drain_timeout_s)
-        drain_s = None if left < 0 else max(0.0, time.monotonic() - last_fault)
+        drained = soak.wait_for_drain(options.stuck_after_s)
+        drain_s = max(0.0, time.monotonic() - last_fault) if drained else None
         first_fault = soak.faults[0].at
         ok = soak.report(drain_s, (first_fault, last_fault))
     if ok and not options.keep:

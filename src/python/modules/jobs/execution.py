@@ -3,24 +3,29 @@
 While the job runs, a lease keeper thread renews the lease every lease/3 and looks for a cancel
 request every `poll_s`. The runner sees a cancel through its context (raise_if_canceled, sleep),
 and so does a holder that lost its job, which then writes nothing more.
+
+Every write of the holder goes through the job's journal, one transaction at a time, each
+starting with the fence (claims.hold). A step's end and the next step's start share one
+transaction, and so do the last step's end and the job's. Progress and log events are not worth
+a commit each: they wait in the journal and go out with the next write, at the latest with the
+keeper's next tick (`poll_s`), in the order they were reported (ADR 014).
 """
 
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modules.jobs import artifacts, claims, events, steps
 from modules.jobs.claims import Claim
 from modules.persistence.base import JsonObject
-from modules.persistence.models import Job
 from modules.persistence.statuses import JobStatus, StepStatus
 from modules.runners.base import Runner, StepCanceled, StepFailed
 
@@ -83,6 +88,43 @@ class _Step:
     status: StepStatus
 
 
+class _Lost(Exception):
+    """The claim no longer holds the job: its holder must write nothing more."""
+
+
+class _Journal:
+    """The holder's writes to its job, one transaction at a time (the lease keeper writes too),
+    and the runner's progress and log events waiting for the next one."""
+
+    def __init__(self, sessions: Callable[[], Session], claim: Claim) -> None:
+        self._sessions = sessions
+        self.claim = claim
+        self._writing = threading.Lock()  # one transaction at a time, so seqs follow this order
+        self._pending_lock = threading.Lock()
+        self._pending: list[events.NewEvent] = []
+
+    def add(self, event: events.NewEvent) -> None:
+        with self._pending_lock:
+            self._pending.append(event)
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[Session, JobStatus]]:
+        """A transaction holding the job's row, with the pending events written first; yields
+        the job's status (running, or canceling). Raises _Lost if the claim lost the job."""
+        with self._writing, self._sessions() as session:
+            with session.begin():
+                status = claims.hold(session, self.claim)
+                if status is None:
+                    raise _Lost
+                with self._pending_lock:
+                    batch = list(self._pending)
+                events.append(session, self.claim.job_id, *batch)
+                yield session, status
+            # Committed. Rolled back, they stay pending for the next transaction.
+            with self._pending_lock:
+                del self._pending[: len(batch)]
+
+
 class Executor:
     def __init__(
         self,
@@ -111,86 +153,115 @@ class Executor:
 
     def run(self, claim: Claim) -> Finished:
         started = time.monotonic()
-        keeper = _LeaseKeeper(self.sessions, claim, self._lease_s, self._poll_s, self._shutdown)
+        journal = _Journal(self.sessions, claim)
+        keeper = _LeaseKeeper(journal, claim, self._lease_s, self._poll_s, self._shutdown)
         keeper.start()
         try:
-            outcome = self._run_steps(claim, keeper)
+            outcome = self._run_steps(claim, journal, keeper)
         finally:
             keeper.stop()
         return Finished(claim, outcome, time.monotonic() - started)
 
-    def _run_steps(self, claim: Claim, keeper: "_LeaseKeeper") -> Outcome:
+    def _run_steps(self, claim: Claim, journal: _Journal, keeper: "_LeaseKeeper") -> Outcome:
         current: _Step | None = None
         try:
             runner = self._runners(claim.runner)
-            with self.sessions() as session, session.begin():
-                if claims.hold(session, claim) is None:
-                    return Outcome.LOST
-                planned = [
+            with journal.transaction() as (session, status):
+                todo = [
                     _Step(row.id, row.position, row.name, row.status)
                     for row in steps.plan(session, claim.job_id, runner.plan(claim.input))
+                    # Done by an earlier attempt: resume after it.
+                    if row.status != StepStatus.SUCCEEDED
                 ]
-            for current in planned:
-                if current.status == StepStatus.SUCCEEDED:
-                    continue  # done by an earlier attempt: resume after it
-                if keeper.shutting_down.is_set():
-                    raise StepCanceled
-                with self.sessions() as session, session.begin():
-                    status = claims.hold(session, claim)
-                    if status is None:
-                        return Outcome.LOST
-                    if status == JobStatus.CANCELING:
-                        raise StepCanceled
-                    steps.start(session, current.id)
-                    self.step_event(session, claim, current, "step.started", {})
+                if not todo:
+                    claims.finish(session, claim, JobStatus.SUCCEEDED)
+                    return Outcome.SUCCEEDED
+                started = self._start(session, claim, todo[0], status, keeper)
+            if not started:
+                raise StepCanceled
+            for index, current in enumerate(todo):
                 step_started = time.monotonic()
-                runner.run_step(current.name, claim.input, _Context(self, claim, current, keeper))
+                runner.run_step(
+                    current.name, claim.input, _Context(claim, current, journal, keeper, self.store)
+                )
                 seconds = time.monotonic() - step_started
-                with self.sessions() as session, session.begin():
-                    if claims.hold(session, claim) is None:
-                        return Outcome.LOST
+                following = todo[index + 1] if index + 1 < len(todo) else None
+                with journal.transaction() as (session, status):
                     steps.finish(session, current.id, StepStatus.SUCCEEDED)
-                    self.step_event(session, claim, current, "step.succeeded", {"seconds": seconds})
+                    events.append(
+                        session,
+                        claim.job_id,
+                        _step_event(current, "step.succeeded", {"seconds": seconds}),
+                    )
+                    if following is None:
+                        # A cancel that arrives after the last step finished does not undo
+                        # the result.
+                        claims.finish(session, claim, JobStatus.SUCCEEDED)
+                    else:
+                        started = self._start(session, claim, following, status, keeper)
                 self._on_step_done(claim, current.name, seconds)
-            # A cancel that arrives after the last step finished does not undo the result.
-            return self._end(claim, None, JobStatus.SUCCEEDED)
+                if not started:
+                    current = None
+                    raise StepCanceled
+            return Outcome.SUCCEEDED
+        except _Lost:
+            return Outcome.LOST
         except StepCanceled:
             if keeper.lost.is_set():
                 return Outcome.LOST
             if keeper.shutting_down.is_set():
-                return self._release(claim, current, SHUT_DOWN, shutting_down=True)
-            return self._end(claim, current, JobStatus.CANCELED)
+                return self._release(journal, current, SHUT_DOWN, shutting_down=True)
+            return self._end(journal, current, JobStatus.CANCELED)
         except StepFailed as failure:
             error: JsonObject = {"type": "step_failed", "message": str(failure)}
             if current is not None:
                 error["step"] = current.name
-            return self._end(claim, current, JobStatus.FAILED, error)
+            return self._end(journal, current, JobStatus.FAILED, error)
         except Exception as error:
             logger.exception("job %s attempt %d raised", claim.job_id, claim.attempt)
             if keeper.lost.is_set():
                 return Outcome.LOST
-            return self._release(claim, current, f"{type(error).__name__}: {error}")
+            return self._release(journal, current, f"{type(error).__name__}: {error}")
+
+    @staticmethod
+    def _start(
+        session: Session, claim: Claim, step: _Step, status: JobStatus, keeper: "_LeaseKeeper"
+    ) -> bool:
+        """Start `step` in this transaction, unless the job was canceled or the worker is
+        shutting down (False)."""
+        if status == JobStatus.CANCELING or keeper.shutting_down.is_set():
+            return False
+        steps.start(session, step.id)
+        events.append(session, claim.job_id, _step_event(step, "step.started", {}))
+        return True
 
     def _end(
         self,
-        claim: Claim,
+        journal: _Journal,
         step: _Step | None,
         status: JobStatus,
         error: JsonObject | None = None,
     ) -> Outcome:
-        with self.sessions() as session, session.begin():
-            if claims.hold(session, claim) is None:
-                return Outcome.LOST
-            if step is not None and status != JobStatus.SUCCEEDED:
-                step_status = StepStatus(status.value)
-                steps.finish(session, step.id, step_status, error)
-                self.step_event(session, claim, step, f"step.{step_status}", {"error": error})
-            claims.finish(session, claim, status, error)
+        """The job ends canceled or failed, in the step it was running (if any)."""
+        claim = journal.claim
+        try:
+            with journal.transaction() as (session, _):
+                if step is not None:
+                    step_status = StepStatus(status.value)
+                    steps.finish(session, step.id, step_status, error)
+                    events.append(
+                        session,
+                        claim.job_id,
+                        _step_event(step, f"step.{step_status}", {"error": error}),
+                    )
+                claims.finish(session, claim, status, error)
+        except _Lost:
+            return Outcome.LOST
         return Outcome(status.value)
 
     def _release(
         self,
-        claim: Claim,
+        journal: _Journal,
         step: _Step | None,
         reason: str,
         *,
@@ -200,16 +271,21 @@ class Executor:
         the worker shutting down (which uses up no attempt): the job gets another attempt, up to
         its maximum. If even that write fails, the lease runs out and the reconciler does the
         same."""
+        claim = journal.claim
         step_status = StepStatus.CANCELED if shutting_down else StepStatus.FAILED
         try:
-            with self.sessions() as session, session.begin():
-                if claims.hold(session, claim) is None:
-                    return Outcome.LOST
+            with journal.transaction() as (session, _):
                 if step is not None:
                     error: JsonObject = {"type": "internal", "message": reason}
                     steps.finish(session, step.id, step_status, error)
-                    self.step_event(session, claim, step, f"step.{step_status}", {"error": error})
+                    events.append(
+                        session,
+                        claim.job_id,
+                        _step_event(step, f"step.{step_status}", {"error": error}),
+                    )
                 status = claims.release(session, claim, reason, uses_attempt=not shutting_down)
+        except _Lost:
+            return Outcome.LOST
         except Exception:
             logger.exception("job %s: could not release it; its lease will expire", claim.job_id)
             return Outcome.LOST
@@ -217,57 +293,64 @@ class Executor:
             status or JobStatus.FAILED, Outcome.FAILED
         )
 
-    def step_event(
-        self, session: Session, claim: Claim, step: _Step, kind: str, payload: JsonObject
-    ) -> None:
-        body: JsonObject = {"step": step.name, "position": step.position, **payload}
-        events.append(
-            session, claim.job_id, events.NewEvent(kind, body, step.id), only_if=claims.held(claim)
-        )
+
+def _step_event(step: _Step, kind: str, payload: JsonObject) -> events.NewEvent:
+    body: JsonObject = {"step": step.name, "position": step.position, **payload}
+    return events.NewEvent(kind, body, step.id)
 
 
 class _Context:
     """What a runner's step sees of the platform (modules.runners.base.StepContext)."""
 
-    def __init__(self, executor: Executor, claim: Claim, step: _Step, keeper: "_LeaseKeeper"):
+    def __init__(
+        self,
+        claim: Claim,
+        step: _Step,
+        journal: _Journal,
+        keeper: "_LeaseKeeper",
+        store: ArtifactStore,
+    ) -> None:
         self.job_id = claim.job_id
         self.step = step.name
         self.position = step.position
-        self._executor = executor
-        self._claim = claim
         self._step = step
+        self._journal = journal
         self._keeper = keeper
+        self._store = store
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         payload: JsonObject = {"fraction": round(min(max(fraction, 0.0), 1.0), 4)}
         if message is not None:
             payload["message"] = message
-        self._append("step.progress", payload)
+        self._report("step.progress", payload)
 
     def log(self, message: str) -> None:
-        self._append("step.log", {"message": message})
+        self._report("step.log", {"message": message})
 
     def store_artifact(self, name: str, data: bytes, content_type: str) -> None:
         self.raise_if_canceled()
-        put = self._executor.store.put(
+        put = self._store.put(
             artifacts.key_for(self.job_id, self.position, name), data, content_type
         )
         stored = artifacts.StoredArtifact(
             name, put.bucket, put.key, content_type, put.size_bytes, put.sha256
         )
-        with self._executor.sessions() as session, session.begin():
-            if claims.hold(session, self._claim) is None:
-                self._keeper.lose()
-                raise StepCanceled
-            artifacts.record(session, self.job_id, self._step.id, stored)
-            payload: JsonObject = {
-                "name": name,
-                "key": stored.key,
-                "content_type": content_type,
-                "size_bytes": stored.size_bytes,
-                "sha256": stored.sha256,
-            }
-            self._executor.step_event(session, self._claim, self._step, "artifact.stored", payload)
+        payload: JsonObject = {
+            "name": name,
+            "key": stored.key,
+            "content_type": content_type,
+            "size_bytes": stored.size_bytes,
+            "sha256": stored.sha256,
+        }
+        try:
+            with self._journal.transaction() as (session, _):
+                artifacts.record(session, self.job_id, self._step.id, stored)
+                events.append(
+                    session, self.job_id, _step_event(self._step, "artifact.stored", payload)
+                )
+        except _Lost:
+            self._keeper.lose()
+            raise StepCanceled from None
 
     def raise_if_canceled(self) -> None:
         if self._keeper.stop_requested.is_set():
@@ -277,26 +360,25 @@ class _Context:
         if self._keeper.stop_requested.wait(seconds):
             raise StepCanceled
 
-    def _append(self, kind: str, payload: JsonObject) -> None:
+    def _report(self, kind: str, payload: JsonObject) -> None:
         self.raise_if_canceled()
-        with self._executor.sessions() as session, session.begin():
-            self._executor.step_event(session, self._claim, self._step, kind, payload)
+        self._journal.add(_step_event(self._step, kind, payload))
 
 
 class _LeaseKeeper(threading.Thread):
-    """Renews the claim's lease and watches for a cancel request, a lost claim or the worker
-    shutting down."""
+    """Renews the claim's lease, writes the journal's pending events, and watches for a cancel
+    request, a lost claim or the worker shutting down."""
 
     def __init__(
         self,
-        sessions: Callable[[], Session],
+        journal: _Journal,
         claim: Claim,
         lease_s: float,
         poll_s: float,
         shutdown: ShutdownFlag,
     ) -> None:
         super().__init__(name=f"lease-{claim.job_id}", daemon=True)
-        self._sessions = sessions
+        self._journal = journal
         self._claim = claim
         self._lease_s = lease_s
         self._poll_s = poll_s
@@ -321,20 +403,21 @@ class _LeaseKeeper(threading.Thread):
             if self._shutdown.is_set() and not self.shutting_down.is_set():
                 self.shutting_down.set()
                 self.stop_requested.set()
+            renew = time.monotonic() - renewed >= self._lease_s / 3
             try:
-                with self._sessions() as session, session.begin():
-                    if time.monotonic() - renewed >= self._lease_s / 3:
-                        status = claims.renew(session, self._claim, self._lease_s)
-                        renewed = time.monotonic()
-                    else:
-                        status = session.scalar(select(Job.status).where(claims.held(self._claim)))
+                with self._journal.transaction() as (session, status):
+                    if renew:
+                        claims.renew(session, self._claim, self._lease_s)
+            except _Lost:
+                self.lose()
+                return
             except Exception:
                 # The database is unreachable: keep trying until the lease would have run out.
                 logger.warning("job %s: lease check failed", self._claim.job_id, exc_info=True)
                 if time.monotonic() - renewed >= self._lease_s:
                     self.lose()
                 continue
-            if status is None:
-                self.lose()
-            elif status == JobStatus.CANCELING:
+            if renew:
+                renewed = time.monotonic()
+            if status == JobStatus.CANCELING:
                 self.stop_requested.set()

@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 from pydantic import AnyHttpUrl
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
+from sqlalchemy.event import listen, remove
 from sqlalchemy.orm import Session, sessionmaker
 
 from modules.jobs import cancel, events, submission
@@ -78,11 +79,58 @@ def test_a_job_runs_its_steps_and_stores_its_artifacts(
         assert hashlib.sha256(body).hexdigest() == artifact.sha256
         assert artifact.key.startswith(f"jobs/{job_id}/")
     assert sorted(a.name for a in artifacts) == ["image.png", "manifest.json"]
-    types = _types(sessions, job_id)
-    assert types[:3] == ["job.queued", "job.started", "step.started"]
-    assert types[-1] == "job.succeeded"
-    assert types.count("artifact.stored") == 2
-    assert "step.progress" in types
+    progress = ["step.progress"] * 3
+    finish = ["step.log", "step.progress", "step.succeeded"]
+    assert _types(sessions, job_id) == [
+        *["job.queued", "job.started"],
+        *["step.started", *progress, *finish],
+        *["step.started", *progress, "artifact.stored", *finish],
+        *["step.started", *progress, "artifact.stored", *finish],
+        "job.succeeded",
+    ]
+
+
+def test_a_job_commits_a_transaction_per_step_and_artifact_not_per_event(
+    engine: Engine, sessions: sessionmaker[Session], model: Model, store: S3ArtifactStore
+) -> None:
+    """Progress and log events go out with the step's end; a step's end and the next one's start
+    share a transaction, and so do the last step's and the job's end."""
+    # A lease keeper that never ticks during the job: only the executor's own transactions.
+    executor = Executor(sessions, store, get_runner, owner="test-worker", lease_s=90, poll_s=30)
+    _submit(sessions)
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    listen(engine, "commit", count)
+    try:
+        claim = executor.claim_next()
+        assert claim is not None
+        assert executor.run(claim).outcome == Outcome.SUCCEEDED
+    finally:
+        remove(engine, "commit", count)
+    # claim; plan + start 1; end 1 + start 2; artifact; end 2 + start 3; artifact; end 3 + job.
+    assert len(commits) == 7
+
+
+def test_progress_reported_during_a_long_step_is_visible_before_the_step_ends(
+    sessions: sessionmaker[Session], model: Model, executor: Executor
+) -> None:
+    job_id = _submit(sessions, step_duration_s=2)
+    claim = executor.claim_next()
+    assert claim is not None
+    runner = threading.Thread(target=executor.run, args=(claim,))
+    runner.start()
+    try:
+        # The lease keeper writes pending progress every poll_s (0.1 s here).
+        deadline = time.monotonic() + 10
+        while "step.progress" not in (types := _types(sessions, job_id)):
+            assert time.monotonic() < deadline, types
+            time.sleep(0.05)
+        assert "step.succeeded" not in types
+    finally:
+        runner.join()
 
 
 def test_a_running_job_is_canceled_by_its_worker(

@@ -26,14 +26,15 @@ APP = "services.api.app:app"
 GRACEFUL_SHUTDOWN_S = 8
 
 
-def serve() -> int:
+def serve(app: str = APP) -> int:
+    """Serve `app` (an import string; Forge's api unless a benchmark serves a variant)."""
     settings = settings_or_exit(PROGRAM)
     # Workers are separate processes: their metrics must go through shared files.
     metrics_dir = use_multiprocess_dir(PROGRAM) if settings.api_workers > 1 else None
     apply_process_settings()  # uvicorn configures logging itself, from the mapping below
     try:
         uvicorn.run(
-            APP,
+            app,
             host=settings.api_host,
             port=settings.api_port,
             workers=settings.api_workers,
