@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from modules.jobs import events
 from modules.jobs.models import resolve
+from modules.jobs.reads import JobView
 from modules.persistence.base import JsonObject
 from modules.persistence.models import Job
 from modules.persistence.statuses import JobStatus
@@ -54,6 +55,9 @@ class QueueFull(Exception):
 class Accepted:
     job_id: uuid.UUID
     replayed: bool  # True: the key was seen with the same body, this is the original job
+    # The job as inserted (queued, no steps or artifacts yet); None for a replay, whose job
+    # may have run since.
+    created: JobView | None = None
 
 
 def submit(
@@ -83,12 +87,12 @@ def submit(
     request_hash = None
     if submission.idempotency_key is not None:
         request_hash = _request_hash(submission)
-    if max_queued is not None and _queued(session, owner) >= max_queued:
+    if max_queued is not None and _queued(session, owner, max_queued) >= max_queued:
         replay = _original(session, owner, submission.idempotency_key, request_hash)
         if replay is None:
             raise QueueFull(max_queued)
         return replay
-    job_id = session.scalar(
+    job = session.scalar(
         insert(Job)
         .values(
             model_id=model.id,
@@ -100,19 +104,21 @@ def submit(
             max_attempts=max_attempts,
         )
         .on_conflict_do_nothing(index_elements=[Job.owner, Job.idempotency_key])
-        .returning(Job.id)
+        .returning(Job)
     )
-    if job_id is not None:
-        events.append(session, job_id, events.NewEvent("job.queued", {"status": JobStatus.QUEUED}))
-        return Accepted(job_id, replayed=False)
+    if job is not None:
+        events.append(session, job.id, events.NewEvent("job.queued", {"status": JobStatus.QUEUED}))
+        return Accepted(job.id, replayed=False, created=JobView(job, model, [], []))
     replay = _original(session, owner, submission.idempotency_key, request_hash)
     assert replay is not None  # the insert conflicted with it
     return replay
 
 
-def _queued(session: Session, owner: str) -> int:
-    query = select(func.count()).where(Job.owner == owner, Job.status == JobStatus.QUEUED)
-    return session.scalar(query) or 0
+def _queued(session: Session, owner: str, up_to: int) -> int:
+    """The owner's queued jobs, counted no further than `up_to`: a long queue costs no more
+    than a full one."""
+    queued = select(Job.id).where(Job.owner == owner, Job.status == JobStatus.QUEUED)
+    return session.scalar(select(func.count()).select_from(queued.limit(up_to).subquery())) or 0
 
 
 def _original(

@@ -1,5 +1,6 @@
 """Rows to /v1 bodies."""
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 
@@ -76,10 +77,15 @@ def job_out(view: JobView, request: Request, sign: Signer) -> JobOut:
             for step in view.steps
         ],
         output=artifacts_out(view, sign),
-        urls=JobUrls(
-            self=str(request.url_for("get_job", job_id=job.id)),
-            cancel=str(request.url_for("cancel_job", job_id=job.id)),
-            events=str(request.url_for("list_job_events", job_id=job.id)),
-            artifacts=str(request.url_for("list_job_artifacts", job_id=job.id)),
-        ),
+        urls=job_urls(request, job.id),
+    )
+
+
+def job_urls(request: Request, job_id: uuid.UUID) -> JobUrls:
+    # One url_for, not four: each walks the app's routes, and every job body (a page has up to
+    # 100) carries these. The others are the job's sub-resources (routers.jobs; a test follows
+    # each URL).
+    url = str(request.url_for("get_job", job_id=job_id))
+    return JobUrls(
+        self=url, cancel=f"{url}/cancel", events=f"{url}/events", artifacts=f"{url}/artifacts"
     )

@@ -143,7 +143,9 @@ async def create_job(
             f"{full.limit} of your jobs are queued, the most allowed: retry once some started.",
             headers={"Retry-After": str(config.queue_full_retry_after_s)},
         ) from None
-    view = await session.run_sync(reads.get_job, accepted.job_id, owner=principal.owner)
+    view = accepted.created or await session.run_sync(
+        reads.get_job, accepted.job_id, owner=principal.owner
+    )
     assert view is not None
     wait = preferred_wait(prefer)
     if accepted.replayed:
@@ -162,8 +164,9 @@ async def create_job(
         if view is None:
             raise HTTPException(404, f"No job {accepted.job_id}.")
         response.headers["Preference-Applied"] = f"wait={wait}"
-    response.headers["Location"] = str(request.url_for("get_job", job_id=accepted.job_id))
-    return job_out(view, request, config.sign)
+    body = job_out(view, request, config.sign)
+    response.headers["Location"] = body.urls.self
+    return body
 
 
 async def _enqueue(config: JobsContext, job_id: uuid.UUID) -> None:
