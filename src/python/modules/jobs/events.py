@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, insert, literal, select, true, update
+from sqlalchemy import ColumnElement, cast, column, func, insert, literal, select, true, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from modules.persistence.base import JsonObject
@@ -31,36 +32,52 @@ def append(
     *events: NewEvent,
     only_if: ColumnElement[bool] | None = None,
 ) -> list[int]:
-    """Append events to the job, in order; returns their seqs. `only_if` is a condition on the
-    job's row (a worker's fence): when it does not hold, nothing is appended and [] returned."""
-    seqs: list[int] = []
-    for event in events:
-        bumped = (
-            update(Job)
-            .where(Job.id == job_id, only_if if only_if is not None else true())
-            .values(last_event_seq=Job.last_event_seq + 1)
-            .returning(Job.id, Job.last_event_seq)
-            .cte("bumped")
-        )
-        statement = (
-            insert(Event)
-            .from_select(
-                ["job_id", "seq", "step_id", "type", "payload"],
-                select(
-                    bumped.c.id,
-                    bumped.c.last_event_seq,
-                    literal(event.step_id, Event.step_id.type),
-                    literal(event.type, Event.type.type),
-                    literal(event.payload, Event.payload.type),
-                ),
+    """Append events to the job, in order, in one statement; returns their seqs. `only_if` is a
+    condition on the job's row (a worker's fence): when it does not hold, nothing is appended
+    and [] returned."""
+    if not events:
+        return []
+    bumped = (
+        update(Job)
+        .where(Job.id == job_id, only_if if only_if is not None else true())
+        .values(last_event_seq=Job.last_event_seq + len(events))
+        .returning(Job.id, Job.last_event_seq)
+        .cte("bumped")
+    )
+    # The batch travels as one JSON array; each element's position gives its seq.
+    batch = literal(
+        [
+            {
+                "step_id": None if e.step_id is None else str(e.step_id),
+                "type": e.type,
+                "payload": e.payload,
+            }
+            for e in events
+        ],
+        JSONB,
+    )
+    rows = (
+        func.jsonb_array_elements(batch)
+        .table_valued(column("value", JSONB), with_ordinality="position")
+        .render_derived(name="batch")
+    )
+    statement = (
+        insert(Event)
+        .from_select(
+            ["job_id", "seq", "step_id", "type", "payload"],
+            select(
+                bumped.c.id,
+                bumped.c.last_event_seq - len(events) + rows.c.position,
+                cast(rows.c.value["step_id"].astext, Event.step_id.type),
+                rows.c.value["type"].astext,
+                rows.c.value["payload"],
             )
-            .returning(Event.seq)
+            .select_from(bumped)
+            .join(rows, true()),
         )
-        seq = session.scalar(statement)
-        if seq is None:
-            return seqs
-        seqs.append(seq)
-    return seqs
+        .returning(Event.seq)
+    )
+    return sorted(session.scalars(statement).all())
 
 
 def page(session: Session, job_id: uuid.UUID, after: int, limit: int) -> Sequence[Event]:

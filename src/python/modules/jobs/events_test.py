@@ -1,10 +1,11 @@
 import threading
 import uuid
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from modules.jobs import events, submission
-from modules.persistence.models import Job, Model
+from modules.persistence.models import Job, Model, Step
 
 WRITERS = 8
 EVENTS_PER_WRITER = 25
@@ -86,3 +87,27 @@ def test_a_fence_that_does_not_hold_appends_nothing(
         )
         assert appended == []
         assert [e.type for e in events.page(session, job_id, 0, 10)] == ["job.queued"]
+
+
+def test_a_batch_takes_consecutive_seqs_in_its_order(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    job_id = _job(sessions, model)  # job.queued is seq 1
+    with sessions() as session, session.begin():
+        step_id = session.scalar(
+            insert(Step).values(job_id=job_id, position=0, name="only").returning(Step.id)
+        )
+        batch = [
+            events.NewEvent("first", {"n": 1, "nested": {"list": [1, "two", None]}}),
+            events.NewEvent("second", {"text": 'ünïcode \\ "quoted"'}, step_id),
+            events.NewEvent("third", {}),
+        ]
+        assert events.append(session, job_id, *batch) == [2, 3, 4]
+    with sessions() as session:
+        stored = events.page(session, job_id, 1, 10)
+        assert [(e.seq, e.type, e.payload, e.step_id) for e in stored] == [
+            (2, "first", batch[0].payload, None),
+            (3, "second", batch[1].payload, step_id),
+            (4, "third", {}, None),
+        ]
+        assert session.get_one(Job, job_id).last_event_seq == 4
