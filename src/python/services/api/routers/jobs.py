@@ -164,9 +164,9 @@ async def create_job(
         if view is None:
             raise HTTPException(404, f"No job {accepted.job_id}.")
         response.headers["Preference-Applied"] = f"wait={wait}"
-    body = job_out(view, request, config.sign)
-    response.headers["Location"] = body.urls.self
-    return body
+    out = job_out(view, request, config.sign)
+    response.headers["Location"] = out.urls.self
+    return out
 
 
 async def _enqueue(config: JobsContext, job_id: uuid.UUID) -> None:
