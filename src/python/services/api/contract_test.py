@@ -94,12 +94,19 @@ def map_body(context: schemathesis.HookContext, body: Any) -> Any:
     return {"model": "stub-image@1", "input": {"prompt": "contract", "step_duration_s": 0}}
 
 
+# Framing headers belong to HTTP, not to Forge's contract: a generated `Content-Length: Om&9r4^`
+# is refused by uvicorn's parser ("Invalid HTTP request received.", text/plain) before the app.
+HTTP_FRAMING = {"content-length", "transfer-encoding", "host", "connection"}
+
+
 @schema.hook
 def map_headers(context: schemathesis.HookContext, headers: Any) -> Any:
     """No `Prefer: wait`: nothing runs jobs here, so every such request would be held up to a
-    minute (following_test.py tests waiting)."""
+    minute (following_test.py tests waiting). No generated framing headers (HTTP_FRAMING)."""
     if isinstance(headers, dict):
         headers.pop("Prefer", None)
+        for name in [name for name in headers if name.lower() in HTTP_FRAMING]:
+            del headers[name]
     return headers
 
 
