@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import make_url
 
@@ -55,11 +56,17 @@ class ComposeStack:
         self.started: dict[str, float] = {}  # container: monotonic time of the soak's start
         self.worker_restarts = self.api_restarts = 0
 
-    def docker(self, *args: str, check: bool = True) -> str:
+    def docker(self, *args: str, check: bool = True, out: IO[str] | None = None) -> str:
+        """Its stdout (or into `out`)."""
         for attempt in range(DOCKER_ATTEMPTS):
             time.sleep(attempt and 1)
             done = subprocess.run(
-                args, env=self.env, capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S
+                args,
+                env=self.env,
+                stdout=out or subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=DOCKER_TIMEOUT_S,
             )
             if done.returncode == 0 or not re.search(TRANSIENT, done.stderr):
                 break
@@ -67,7 +74,7 @@ class ComposeStack:
         done_before = attempt > 0 and re.search(ALREADY, done.stderr)
         if check and done.returncode != 0 and not done_before:
             raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()[-2000:]}")
-        return done.stdout
+        return done.stdout or ""
 
     def container(self, service: str) -> str:
         return self.docker(*self.compose, "ps", "--quiet", service).split()[0]
@@ -176,14 +183,19 @@ def compose_stack(options: argparse.Namespace, work: Path) -> Iterator[ComposeSt
         )
     )
     # The soak reads the database directly for its report; the developer stack does not publish
-    # PostgreSQL, so only this project does. Workers: as many replicas as --workers.
+    # PostgreSQL, so only this project does. Workers: as many replicas as --workers. On a busy
+    # machine the probes of starting services run late and time out, and `up --wait` gives up
+    # on a service that failed three: here it may fail more before it counts as unhealthy.
+    probes = "    healthcheck: {retries: 20}\n"
     override = work / "chaos.override.yml"
     override.write_text(
         "services:\n"
         "  postgres:\n"
         f'    ports: ["127.0.0.1:{postgres_port}:5432"]\n'
+        f"  api:\n{probes}"
+        f"  reconciler:\n{probes}"
         "  worker:\n"
-        f"    deploy: {{replicas: {options.workers}}}\n"
+        f"    deploy: {{replicas: {options.workers}}}\n{probes}"
     )
     files = ["-f", str(repo / "compose/docker-compose.yml"), "-f", str(override)]
     project = ["--project-name", options.compose_project, "--env-file", str(env_file), *files]
@@ -218,7 +230,7 @@ def compose_stack(options: argparse.Namespace, work: Path) -> Iterator[ComposeSt
         yield stack
     finally:
         with (work / "compose.log").open("w") as log:
-            subprocess.run([*compose, "logs", "--no-color"], env=env, stdout=log, stderr=log)
+            stack.docker(*compose, "logs", "--no-color", check=False, out=log)
         # An interrupted run may leave PostgreSQL paused: unpaused, so that `down` stops it.
         subprocess.run([*compose, "unpause", "postgres"], env=env, capture_output=True)
         subprocess.run(down, env=env, capture_output=True)
