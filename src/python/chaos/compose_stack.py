@@ -24,6 +24,7 @@ LOCK = ["flock", "/tmp/forge-compose.lock"]
 # scripts/compose-up says: those calls are retried.
 DOCKER_TIMEOUT_S = 120
 DOCKER_ATTEMPTS = 8
+PAUSE_ATTEMPTS = 5
 TRANSIENT = "Cannot connect to the Docker daemon|read /proc/[0-9]+/cgroup: no such process"
 ALREADY = "state improper|already paused|not paused|not running"
 
@@ -145,7 +146,17 @@ class ComposeStack:
 
     def stall_postgres(self, seconds: float) -> None:
         postgres = self.container("postgres")
-        self.docker("docker", "pause", postgres)
+        # runc's freezer (cgroup v1 here) gives up when a process does not freeze in time, as
+        # happens on a busy machine ("unable to freeze"): the container runs on, and a second
+        # try freezes it.
+        for attempt in range(1, PAUSE_ATTEMPTS + 1):
+            try:
+                self.docker("docker", "pause", postgres)
+                break
+            except RuntimeError:
+                if attempt == PAUSE_ATTEMPTS:
+                    raise
+                time.sleep(0.5)
         try:
             time.sleep(seconds)
         finally:
