@@ -79,6 +79,7 @@ class Soak:
         self.faults: list[Fault] = []
         self.submitted: list[Submitted] = []
         self.stop_times: list[float] = []  # SIGTERM to exit of the worker
+        self.injection_failed: list[str] = []  # the fault that could not be done
         self.stack: Stack  # once it runs
 
     # --- Clients -------------------------------------------------------------------------
@@ -226,7 +227,12 @@ class Soak:
             self.rng.shuffle(plan)
             for fault in plan:
                 time.sleep(self.rng.uniform(*self.options.gap_s))
-                fault()
+                try:
+                    fault()
+                except Exception as error:  # the run goes on, and fails
+                    log(f"fault injection stopped: {fault.__name__}: {error}")
+                    self.injection_failed.append(f"fault injection: {fault.__name__}")
+                    return
             rounds += 1
 
     # --- Report --------------------------------------------------------------------------
@@ -386,6 +392,7 @@ class Soak:
         failures = [name for name in bad if counts[name]]
         slow = [name for name, values in restarts.items() if max(values) > 30]
         slow += ["worker SIGTERM -> exit"] * any(t > SHUTDOWN_GRACE_S + 10 for t in self.stop_times)
+        failures += self.injection_failed
         ok = not failures and not slow and drain_s is not None and len(jobs) == len(acknowledged)
         say("verdict: " + ("PASS" if ok else f"FAIL {failures + slow}"))
         return ok
