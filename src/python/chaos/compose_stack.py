@@ -195,9 +195,9 @@ def compose_stack(options: argparse.Namespace, work: Path) -> Iterator[ComposeSt
     )
     # The soak reads the database directly for its report; the developer stack does not publish
     # PostgreSQL, so only this project does. Workers: as many replicas as --workers. On a busy
-    # machine the probes of starting services run late and time out, and `up --wait` gives up
-    # on a service that failed three: here it may fail more before it counts as unhealthy.
-    probes = "    healthcheck: {retries: 20}\n"
+    # machine a probe (a Python process) takes longer than its 3 s and times out, and `up
+    # --wait` gives up on a service that failed three: here they have longer and more tries.
+    probes = "    healthcheck: {timeout: 10s, retries: 20}\n"
     override = work / "chaos.override.yml"
     override.write_text(
         "services:\n"
