@@ -136,7 +136,8 @@ class ProcessStack:
         return [f"{self.hostname}:{pid}" for pid in self.services[worker].children()]
 
     def kill_pool_process(self, owner: str) -> None:
-        os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)
+        with suppress(ProcessLookupError):  # a poison job's process kills itself
+            os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)
 
     def kill_worker(self, worker: str) -> None:
         service = self.services[worker]
