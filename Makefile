@@ -128,9 +128,13 @@ migration: ## Write a new migration from the models: make migration m="add widge
 
 # --- Benchmarks ----------------------------------------------------------------------------
 
-.PHONY: chaos chaos-ci
+.PHONY: chaos chaos-ci chaos-compose
 chaos: ## Fault-injection soak as local processes, full run (1,000 jobs, ~15 min); see DEV.md
 	$(PANTS) run src/python/chaos:soak -- --jobs 1000 --poison 10 --rate 1.5
+
+# SOAK_ARGS are added to (and override) the soak's options, e.g. SOAK_ARGS="--jobs 150".
+chaos-compose: images ## The soak against the Compose stack (project forge-chaos): containers killed, paused, stopped; see DEV.md
+	$(PANTS) run src/python/chaos:soak -- --stack compose --jobs 1000 --poison 10 --rate 1.5 $(SOAK_ARGS)
 
 chaos-ci: ## The soak shortened for CI (120 jobs, ~4 min); fails on a lost, stuck or repeated job
 	$(PANTS) run src/python/chaos:soak -- --jobs 120 --poison 3 --rounds 1 --rate 1.5 --max-step-s 0.1

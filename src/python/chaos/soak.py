@@ -1,12 +1,12 @@
-"""The process-level fault-injection soak: no job lost, none stuck, none run twice.
+"""The fault-injection soak: no job lost, none stuck, none run twice.
 
-Starts a private Redis, an S3 server (moto's), the api, a supervised worker and the reconciler
-(short lease and reconcile interval) against a private database on the PostgreSQL server of
---database-url, reached through a TCP proxy that can stall it (what SIGSTOP or `docker pause`
-does to its clients). Clients submit --jobs jobs of the stub models with short random step
+Starts a stack with a short lease and reconcile interval: local processes (--stack process,
+process_stack.py: a private Redis, an S3 server, the api, supervised workers and the reconciler
+on a private database of --database-url) or the Compose stack (--stack compose,
+compose_stack.py). Clients submit --jobs jobs of the stub models with short random step
 durations, --poison of them on stub-image@2 with crash_at_step (their process SIGKILLs itself),
 retrying each with the same Idempotency-Key while the api is down. Meanwhile it injects, at
-random intervals: SIGKILL of a pool process and of the whole worker, Redis restarted empty, the
+random intervals: SIGKILL of a pool process and of a whole worker, Redis restarted empty, the
 api killed, PostgreSQL stalled, and a SIGTERM (graceful) worker stop. Then it waits for every
 job to end (a job is stuck if it has not while none ended for --stuck-after-s), prints the
 report and exits 1 on any lost, stuck, duplicated or wrong outcome.
@@ -17,39 +17,32 @@ import os
 import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psycopg
-from psycopg import sql
-from sqlalchemy import make_url
 
-from chaos.proxy import StallingProxy
+from chaos.compose_stack import compose_stack
+from chaos.process_stack import process_stack
+from chaos.stack import SHUTDOWN_GRACE_S, Stack
 from modules.jobs.execution import SHUT_DOWN
-from modules.testing import s3_server
-from modules.testing.databases import libpq_url
 
 PROGRAM = "soak"
-WORKER = "import sys; from services.worker.main import main; sys.exit(main())"
-RECONCILER = "import sys; from services.worker.main import main; sys.exit(main(['reconcile']))"
 TERMINAL = {"succeeded", "failed", "canceled"}
-# Renewed every LEASE_S / 3: a PostgreSQL stall of --stall-s (4 s) plus the time since the last
-# renewal stays under it, so a stall costs no attempt; a dead worker's jobs run again after it.
-LEASE_S = 8
-RECONCILE_INTERVAL_S = 1
-SHUTDOWN_GRACE_S = 2
 POISON_MODEL = "stub-image@2"
+STACKS: dict[str, Callable[[argparse.Namespace, Path], AbstractContextManager[Stack]]] = {
+    "process": process_stack,
+    "compose": compose_stack,
+}
 
 
 def say(line: str = "") -> None:
@@ -60,71 +53,6 @@ def say(line: str = "") -> None:
 def log(message: str) -> None:
     sys.stderr.write(f"{time.strftime('%H:%M:%S')} {PROGRAM}: {message}\n")
     sys.stderr.flush()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Service:
-    """A child process in its own process group (so a kill takes its children too, as a
-    container's death does), output to a file, restarted by `supervise` when it exits."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
-        self.name, self.args, self.env, self.logs = name, args, env, logs
-        self.process: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-        self.lock = threading.Lock()
-
-    def start(self) -> None:
-        with (self.logs / f"{self.name}.log").open("ab") as out:
-            self.process = subprocess.Popen(
-                self.args,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def signal_group(self, signum: int) -> None:
-        with suppress(ProcessLookupError):
-            os.killpg(self.pid, signum)
-
-    def children(self) -> list[int]:
-        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
-        try:
-            return [int(pid) for pid in path.read_text().split()]
-        except OSError:
-            return []
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            self.process.wait()
-
-
-def supervise(services: list[Service], stopping: threading.Event, delay_s: float = 0.5) -> None:
-    """Restart policy `always` (Compose's `restart:`): a service that exited starts again."""
-    while not stopping.wait(0.2):
-        for service in services:
-            with service.lock:
-                if service.process is not None and service.process.poll() is not None:
-                    service.signal_group(signal.SIGKILL)  # orphans of a killed group leader
-                    time.sleep(delay_s)
-                    service.restarts += 1
-                    service.start()
 
 
 @dataclass
@@ -145,113 +73,14 @@ class Fault:
 
 
 class Soak:
-    def __init__(self, options: argparse.Namespace, work: Path) -> None:
+    def __init__(self, options: argparse.Namespace) -> None:
         self.options = options
-        self.work = work
         self.rng = random.Random(options.seed)
-        self.stopping = threading.Event()
         self.faults: list[Fault] = []
         self.submitted: list[Submitted] = []
         self.stop_times: list[float] = []  # SIGTERM to exit of the worker
-
-    # --- Setup ---------------------------------------------------------------------------
-
-    def start_redis(self) -> None:
-        # No persistence: a restart is Redis losing everything it held.
-        self.redis = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.work)],
-            stdout=(self.work / "redis.log").open("ab"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit(f"{PROGRAM}: redis-server did not start")
-
-    @contextmanager
-    def stack(self) -> Iterator[None]:
-        admin = make_url(self.options.database_url)
-        self.db_name = f"forge_soak_{os.getpid()}"
-        self.admin_dsn = libpq_url(admin.render_as_string(hide_password=False))
-        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.db_name)))
-        self.dsn = libpq_url(admin.set(database=self.db_name).render_as_string(False))
-        self.proxy = StallingProxy(admin.host or "127.0.0.1", admin.port or 5432)
-        proxied = admin.set(host="127.0.0.1", port=self.proxy.port, database=self.db_name)
-        self.redis_port = free_port()
-        self.start_redis()
-        s3_port = free_port()
-        self.api_port = free_port()
-        env = {key: value for key, value in os.environ.items() if not key.startswith("FORGE_")}
-        env.update(
-            PYTHONPATH=os.pathsep.join(sys.path),
-            FORGE_DATABASE_URL=proxied.render_as_string(hide_password=False),
-            FORGE_BROKER_URL=f"redis://127.0.0.1:{self.redis_port}/0",
-            FORGE_RESULT_BACKEND_URL=f"redis://127.0.0.1:{self.redis_port}/1",
-            FORGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}",
-            FORGE_S3_BUCKET="forge-soak",
-            FORGE_API_PORT=str(self.api_port),
-            FORGE_API_WORKERS="1",
-            FORGE_WORKER_CONCURRENCY=str(self.options.concurrency),
-            FORGE_WORKER_METRICS_PORT="0",
-            FORGE_RECONCILER_METRICS_PORT=str(free_port()),
-            FORGE_JOB_LEASE_S=str(LEASE_S),
-            FORGE_RECONCILE_INTERVAL_S=str(RECONCILE_INTERVAL_S),
-            FORGE_WORKER_SHUTDOWN_GRACE_S=str(SHUTDOWN_GRACE_S),
-            FORGE_LOG_LEVEL="INFO",
-            # Every planned job may be queued at once.
-            FORGE_JOB_MAX_QUEUED_PER_OWNER="1000000",
-        )
-        python = sys.executable
-        s3 = Service("s3", [python, "-m", s3_server.__name__, str(s3_port)], env, self.work)
-        s3.start()
-        for command in (["migrate", "upgrade", "head"], ["init-storage"], ["sync-models"]):
-            for _ in range(50):  # init-storage waits for the S3 server to listen
-                done = subprocess.run(
-                    [python, "-m", "services.api.main", *command], env=env, capture_output=True
-                )
-                if done.returncode == 0:
-                    break
-                time.sleep(0.2)
-            else:
-                raise SystemExit(f"{PROGRAM}: {command} failed: {done.stderr.decode()[-2000:]}")
-        created = subprocess.run(
-            [python, "-m", "services.api.main", "keys", "create", "--name", "soak"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        self.api_key = created.stdout.splitlines()[-1]  # printed alone on the last line
-        self.api = Service("api", [python, "-m", "services.api.main"], env, self.work)
-        self.workers = [
-            Service(f"worker-{number}", [python, "-c", WORKER], env, self.work)
-            for number in range(1, self.options.workers + 1)
-        ]
-        self.reconciler = Service("reconciler", [python, "-c", RECONCILER], env, self.work)
-        services = [self.api, *self.workers, self.reconciler]
-        for service in services:
-            service.start()
-        supervisor = threading.Thread(target=supervise, args=(services, self.stopping))
-        supervisor.start()
-        try:
-            yield
-        finally:
-            self.stopping.set()
-            supervisor.join()
-            for service in [*services, s3]:
-                service.stop()
-            self.redis.kill()
-            self.redis.wait()
-            self.proxy.close()
-            with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(self.db_name))
-                )
+        self.injection_failed: list[str] = []  # the fault that could not be done
+        self.stack: Stack  # once it runs
 
     # --- Clients -------------------------------------------------------------------------
 
@@ -282,13 +111,12 @@ class Soak:
 
     def submit_all(self, started: float, rate: float) -> None:
         """Submits job i at started + i / rate, from a few client threads."""
-        base = f"http://127.0.0.1:{self.api_port}"
         pending = list(enumerate(self.submitted))
         lock = threading.Lock()
 
         def client() -> None:
-            auth = {"Authorization": f"Bearer {self.api_key}"}
-            with httpx.Client(base_url=base, headers=auth, timeout=10) as http:
+            auth = {"Authorization": f"Bearer {self.stack.api_key}"}
+            with httpx.Client(base_url=self.stack.api_url, headers=auth, timeout=10) as http:
                 while True:
                     with lock:
                         if not pending:
@@ -313,7 +141,7 @@ class Soak:
                         else:
                             raise SystemExit(f"{PROGRAM}: {reply.status_code} {reply.text}")
 
-        threads = [threading.Thread(target=client) for _ in range(4)]
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -321,9 +149,8 @@ class Soak:
 
     # --- Faults --------------------------------------------------------------------------
 
-    def running_on(self, pids: list[int], min_step_s: float = 0) -> list[str]:
-        owners = [f"{socket.gethostname()}:{pid}" for pid in pids]
-        with psycopg.connect(self.dsn) as conn:
+    def running_on(self, owners: list[str], min_step_s: float = 0) -> list[str]:
+        with psycopg.connect(self.stack.dsn) as conn:
             rows = conn.execute(
                 "SELECT id::text FROM jobs WHERE status = 'running' AND lease_owner = ANY(%s) "
                 "AND (input->>'step_duration_s')::float >= %s",
@@ -331,67 +158,57 @@ class Soak:
             ).fetchall()
         return [row[0] for row in rows]
 
-    def fault(self, name: str, jobs: list[str] | None = None) -> None:
+    def fault(self, kind: str, jobs: list[str] | None = None) -> None:
+        name = self.stack.names[kind].format(seconds=self.options.stall_s)
         self.faults.append(Fault(name, time.monotonic(), time.time(), jobs or []))
         log(f"fault: {name}" + (f" ({len(jobs)} jobs running on it)" if jobs else ""))
 
-    def busy_worker(self, within_s: float = 30, min_step_s: float = 0) -> tuple[Service, list[int]]:
+    def busy_worker(self, within_s: float = 30, min_step_s: float = 0) -> tuple[str, list[str]]:
         """A worker and its pool processes running a job, once there are any: a fault aimed at
         a worker that is still starting (which takes seconds) proves nothing about jobs."""
         deadline = time.monotonic() + within_s
         while True:
-            worker = self.rng.choice(self.workers)
-            busy = [pid for pid in worker.children() if self.running_on([pid], min_step_s)]
+            worker = self.rng.choice(self.stack.workers)
+            owners = self.stack.pool_owners(worker)
+            busy = [owner for owner in owners if self.running_on([owner], min_step_s)]
             if busy or time.monotonic() > deadline:
                 return worker, busy
             time.sleep(0.1)
+
+    # Each fault is recorded as it starts: a stack may take seconds to act (a container's stop
+    # and start), and the time its jobs take to run again counts from the fault.
 
     def kill_pool_process(self) -> None:
         _, busy = self.busy_worker()
         # Spread the damage: a job killed on each of its attempts rightly fails, but says little.
         killed = {job for fault in self.faults if "SIGKILL" in fault.name for job in fault.jobs}
-        fresh = [pid for pid in busy if not killed.intersection(self.running_on([pid]))]
+        fresh = [owner for owner in busy if not killed.intersection(self.running_on([owner]))]
         if busy:
-            pid = self.rng.choice(fresh or busy)
-            jobs = self.running_on([pid])
-            os.kill(pid, signal.SIGKILL)
-            self.fault("pool process SIGKILL", jobs)
+            owner = self.rng.choice(fresh or busy)
+            self.fault("pool", self.running_on([owner]))
+            self.stack.kill_pool_process(owner)
 
     def kill_worker(self) -> None:
         worker, _ = self.busy_worker()
-        with worker.lock:
-            jobs = self.running_on(worker.children())
-            worker.signal_group(signal.SIGKILL)
-            self.fault("worker SIGKILL (main process and pool)", jobs)
+        self.fault("worker", self.running_on(self.stack.pool_owners(worker)))
+        self.stack.kill_worker(worker)
 
     def stop_worker(self) -> None:
         worker, _ = self.busy_worker(min_step_s=SHUTDOWN_GRACE_S)
-        with worker.lock:  # no restart until it exited
-            process = worker.process
-            assert process is not None
-            jobs = self.running_on(worker.children())
-            process.terminate()  # as `docker stop` does: the main process only
-            self.fault("worker SIGTERM (graceful stop)", jobs)
-            try:
-                process.wait(timeout=SHUTDOWN_GRACE_S + 20)
-                self.stop_times.append(time.monotonic() - self.faults[-1].at)
-            except subprocess.TimeoutExpired:
-                self.stop_times.append(float("inf"))
+        self.fault("stop", self.running_on(self.stack.pool_owners(worker)))
+        self.stop_times.append(self.stack.stop_worker(worker))
 
     def restart_redis(self) -> None:
-        self.redis.kill()
-        self.redis.wait()
-        self.fault("Redis SIGKILL, restarted empty")
-        time.sleep(0.5)
-        self.start_redis()
+        self.fault("redis")
+        self.stack.restart_redis()
 
     def kill_api(self) -> None:
-        self.api.signal_group(signal.SIGKILL)
-        self.fault("api SIGKILL (restarted)")
+        self.fault("api")
+        self.stack.kill_api()
 
     def stall_postgres(self) -> None:
-        self.fault(f"PostgreSQL stalled {self.options.stall_s:g} s")
-        self.proxy.stall(self.options.stall_s)
+        self.fault("postgres")
+        self.stack.stall_postgres(self.options.stall_s)
 
     def inject(self, submitting: threading.Event) -> None:
         """Rounds of every fault in a random order, at random intervals, while jobs are being
@@ -410,7 +227,12 @@ class Soak:
             self.rng.shuffle(plan)
             for fault in plan:
                 time.sleep(self.rng.uniform(*self.options.gap_s))
-                fault()
+                try:
+                    fault()
+                except Exception as error:  # the run goes on, and fails
+                    log(f"fault injection stopped: {fault.__name__}: {error}")
+                    self.injection_failed.append(f"fault injection: {fault.__name__}")
+                    return
             rounds += 1
 
     # --- Report --------------------------------------------------------------------------
@@ -420,7 +242,7 @@ class Soak:
         some are left (False): those are stuck."""
         ended, progressed = -1, time.monotonic()
         while time.monotonic() - progressed < idle_s:
-            with psycopg.connect(self.dsn) as conn:
+            with psycopg.connect(self.stack.dsn) as conn:
                 row = conn.execute(
                     "SELECT count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'canceled')),"
                     " count(*) FROM jobs"
@@ -434,7 +256,7 @@ class Soak:
         return False
 
     def report(self, drain_s: float | None, fault_window: tuple[float, float]) -> bool:
-        with psycopg.connect(self.dsn) as conn:
+        with psycopg.connect(self.stack.dsn) as conn:
             jobs = {
                 row[0]: row[1:]
                 for row in conn.execute(
@@ -540,8 +362,9 @@ class Soak:
         say("faults injected:")
         for name, count in sorted(Counter(fault.name for fault in self.faults).items()):
             say(f"  {name:<72} {count}")
-        say(f"  {'worker restarts (supervisor) / api restarts':<72} "
-              f"{sum(w.restarts for w in self.workers)} / {self.api.restarts}")  # fmt: skip
+        restarts_label = f"worker restarts ({self.stack.restarted_by}) / api restarts"
+        worker_restarts, api_restarts = self.stack.restarts()
+        say(f"  {restarts_label:<72} {worker_restarts} / {api_restarts}")
         stops = ", ".join(f"{seconds:.1f}" for seconds in self.stop_times)
         say(f"  {'worker SIGTERM -> exit (s), grace ' + str(SHUTDOWN_GRACE_S) + ' s':<72} {stops}")
         say(f"  {'jobs given back to the queue at a graceful stop':<72} "
@@ -569,6 +392,7 @@ class Soak:
         failures = [name for name in bad if counts[name]]
         slow = [name for name, values in restarts.items() if max(values) > 30]
         slow += ["worker SIGTERM -> exit"] * any(t > SHUTDOWN_GRACE_S + 10 for t in self.stop_times)
+        failures += self.injection_failed
         ok = not failures and not slow and drain_s is not None and len(jobs) == len(acknowledged)
         say("verdict: " + ("PASS" if ok else f"FAIL {failures + slow}"))
         return ok
@@ -580,6 +404,7 @@ def _count(row: tuple[int] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", choices=sorted(STACKS), default="process")
     default_url = os.environ.get(
         "FORGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
@@ -591,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-s", type=float, default=4.0, help="PostgreSQL stall")
     parser.add_argument("--max-step-s", type=float, default=0.2, help="a step's longest duration")
     parser.add_argument("--rate", type=float, default=2.0, help="jobs submitted per second")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (supervised)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes or containers")
     parser.add_argument("--concurrency", type=int, default=2, help="each worker's pool size")
     parser.add_argument(
         "--stuck-after-s",
@@ -601,18 +426,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
+    parser.add_argument("--repo", default=".", help="--stack compose: the work tree")
+    parser.add_argument("--compose-project", default="forge-chaos", help="--stack compose")
     options = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="forge-soak-"))
-    soak = Soak(options, work)
+    soak = Soak(options)
     soak.plan_jobs()
     log(f"logs in {work}; {options.jobs} jobs ({options.poison} poison), seed {options.seed}")
     ok = False
-    with soak.stack():
+    # A SIGTERM ends the run as Ctrl-C does: the stack is torn down (Compose's `down -v`).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with STACKS[options.stack](options, work) as soak.stack:
         started = time.monotonic()
         submitting = threading.Event()
         submitting.set()
-        faults = threading.Thread(target=soak.inject, args=(submitting,))
+        faults = threading.Thread(target=soak.inject, args=(submitting,), daemon=True)
         faults.start()
         soak.submit_all(started, options.rate)
         submitting.clear()
