@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from modules.jobs import artifacts, claims, events, steps
 from modules.jobs.claims import Claim
 from modules.persistence.base import JsonObject
+from modules.persistence.models import Job
 from modules.persistence.statuses import JobStatus, StepStatus
 from modules.runners.base import Runner, StepCanceled, StepFailed
 
@@ -106,6 +108,19 @@ class _Journal:
     def add(self, event: events.NewEvent) -> None:
         with self._pending_lock:
             self._pending.append(event)
+
+    def has_pending(self) -> bool:
+        with self._pending_lock:
+            return bool(self._pending)
+
+    def status(self) -> JobStatus:
+        """The job's status, read without a lock or a write (nothing to commit, so nothing to
+        flush to disk). Raises _Lost if the claim lost the job."""
+        with self._sessions() as session:
+            status = session.scalar(select(Job.status).where(claims.held(self.claim)))
+        if status is None:
+            raise _Lost
+        return status
 
     @contextmanager
     def transaction(self) -> Iterator[tuple[Session, JobStatus]]:
@@ -405,9 +420,13 @@ class _LeaseKeeper(threading.Thread):
                 self.stop_requested.set()
             renew = time.monotonic() - renewed >= self._lease_s / 3
             try:
-                with self._journal.transaction() as (session, status):
-                    if renew:
-                        claims.renew(session, self._claim, self._lease_s)
+                if renew or self._journal.has_pending():
+                    with self._journal.transaction() as (session, status):
+                        if renew:
+                            claims.renew(session, self._claim, self._lease_s)
+                else:
+                    # Most ticks: a look for a cancel, not a locking transaction to commit.
+                    status = self._journal.status()
             except _Lost:
                 self.lose()
                 return
