@@ -19,10 +19,10 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
 
-from chaos.proxy import StallingProxy
 from chaos.stack import SHUTDOWN_GRACE_S, free_port, soak_settings
 from modules.testing import s3_server
 from modules.testing.databases import libpq_url
+from modules.testing.proxy import FaultyProxy
 
 WORKER = "import sys; from services.worker.main import main; sys.exit(main())"
 RECONCILER = "import sys; from services.worker.main import main; sys.exit(main(['reconcile']))"
@@ -104,7 +104,7 @@ class ProcessStack:
     api_key: str
     dsn: str
     workers: list[str]
-    proxy: StallingProxy
+    proxy: FaultyProxy
     redis: "subprocess.Popen[bytes]"
 
     def __init__(self, work: Path) -> None:
@@ -183,7 +183,7 @@ def process_stack(options: argparse.Namespace, work: Path) -> Iterator[ProcessSt
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     stack.dsn = libpq_url(admin.set(database=db_name).render_as_string(False))
-    stack.proxy = StallingProxy(admin.host or "127.0.0.1", admin.port or 5432)
+    stack.proxy = FaultyProxy(admin.host or "127.0.0.1", admin.port or 5432)
     proxied = admin.set(host="127.0.0.1", port=stack.proxy.port, database=db_name)
     stack.start_redis()
     s3_port = free_port()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from modules.testing.network import closed_port
-from modules.testing.proxy import severable_proxy
+from modules.testing.proxy import faulty_proxy
 from modules.testing.stack import ForgeStack
 
 # Where Pants puts the package this test depends on (runtime_package_dependencies).
@@ -133,7 +133,7 @@ def test_follow_resumes_after_its_connection_is_killed(
         job = forge_stack.submit(
             client, prompt="followed", step_duration_s=0.5, width=64, height=64
         )
-    with severable_proxy("127.0.0.1", forge_stack.api.port) as proxy:
+    with faulty_proxy("127.0.0.1", forge_stack.api.port) as proxy:
         follow = subprocess.Popen(
             [sys.executable, str(FORGE_PEX), "jobs", "events", job["id"], "--follow", "--json"],
             env={**environment, "FORGE_API_URL": proxy.url},

@@ -15,7 +15,7 @@ from modules.persistence.statuses import JobStatus
 from modules.settings import Settings
 from modules.storage.s3 import make_s3_client
 from modules.testing.network import closed_port
-from modules.testing.proxy import severable_proxy
+from modules.testing.proxy import faulty_proxy
 from modules.testing.stack import ForgeStack
 
 SMALL = {"width": 64, "height": 64}
@@ -29,7 +29,7 @@ def test_the_sync_client_follows_a_job_through_a_cut_and_downloads_it(
     events: list[EventOut] = []
     cut_after = 0
     with (
-        severable_proxy("127.0.0.1", forge_stack.api.port) as proxy,
+        faulty_proxy("127.0.0.1", forge_stack.api.port) as proxy,
         ForgeClient(proxy.url, backoff_s=0.1, api_key=forge_stack.api_key) as forge,
     ):
         assert {"stub-image@1", "stub-icon@1"} <= {model.ref for model in forge.list_models()}

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from modules.contract.v1 import EventOut
-from modules.testing.proxy import SeverableProxy, severable_proxy
+from modules.testing.proxy import FaultyProxy, faulty_proxy
 from modules.testing.stack import ForgeStack
 
 SSE = {"Accept": "text/event-stream"}
@@ -54,7 +54,7 @@ def test_a_stream_cut_mid_job_resumes_after_last_event_id_with_every_event_once(
     stack: ForgeStack,
 ) -> None:
     assert stack.api is not None
-    with stack.client() as client, severable_proxy("127.0.0.1", stack.api.port) as proxy:
+    with stack.client() as client, faulty_proxy("127.0.0.1", stack.api.port) as proxy:
         job = stack.submit(client, prompt="cut", width=64, height=64, step_duration_s=0.5)
         url = f"/v1/jobs/{job['id']}/events"  # relative: through the proxy, not to the api
         before: list[EventOut] = []
@@ -78,7 +78,7 @@ def test_a_stream_cut_mid_job_resumes_after_last_event_id_with_every_event_once(
 
 
 def read_and_cut_mid_job(
-    proxy: SeverableProxy, url: str, into: list[EventOut], auth: dict[str, str]
+    proxy: FaultyProxy, url: str, into: list[EventOut], auth: dict[str, str]
 ) -> None:
     """Reads the stream through the proxy into `into`, cutting the connection at the first
     progress report; raises what the cut makes of the read."""
