@@ -1,0 +1,105 @@
+"""The executor alone: what running one zero-duration stub job costs the worker, without Celery,
+Redis or the api in the way. Runs --jobs `stub-icon@1` jobs one after another through
+`Executor.run` in this process (PostgreSQL, and an S3 server over HTTP) and prints the time per
+job (p50, mean) and the commits and statements each job made, the submission's included.
+ADR 014 compares these figures before and after the job path's transactions were merged.
+
+Run: `./pants run src/python/benchmarks:executor` (PostgreSQL: FORGE_BENCH_DATABASE_URL)."""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+from alembic import command
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from benchmarks.api_http import server
+from modules.catalog.sync import sync
+from modules.jobs.execution import Executor, Outcome
+from modules.jobs.submission import Submission, submit
+from modules.persistence.engine import create_sync_database_engine
+from modules.persistence.migrate import alembic_config
+from modules.runners.registry import get_runner
+from modules.settings import Settings
+from modules.storage.s3 import S3ArtifactStore, ensure_bucket, make_s3_client
+from modules.testing import s3_server
+from modules.testing.databases import recreate_database
+
+JOB = Submission("stub-icon@1", {"prompt": "a red square", "width": 32, "height": 32})
+WARM_UP = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=50, help="jobs measured (50)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "FORGE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a server where the benchmark may create the database forge_bench_executor",
+    )
+    args = parser.parse_args(argv)
+    database_url = recreate_database(args.database_url, "forge_bench_executor")
+    with server([sys.executable, "-m", s3_server.__name__], s3_server.READY_PATTERN) as s3_url:
+        settings = Settings.model_validate(
+            {"database_url": database_url, "s3_endpoint_url": s3_url, "s3_bucket": "forge-bench"}
+        )
+        client = make_s3_client(settings)
+        ensure_bucket(client, settings.s3_bucket)
+        with alembic_config(settings) as config:
+            command.upgrade(config, "head")
+        engine = create_sync_database_engine(settings)
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        with Session(engine) as session, session.begin():
+            sync(session)
+        executor = Executor(
+            sessions,
+            S3ArtifactStore(client, settings.s3_bucket),
+            get_runner,
+            owner="bench:1",
+            lease_s=30,
+        )
+        counts = {"commit": 0, "before_cursor_execute": 0}
+
+        def counter(name: str) -> Callable[..., None]:
+            def count(*_: object) -> None:
+                counts[name] += 1
+
+            return count
+
+        for name in counts:
+            event.listen(engine, name, counter(name))
+
+        def one() -> float:
+            with sessions() as session, session.begin():
+                submit(session, JOB, owner="bench", max_attempts=3)
+            claim = executor.claim_next()
+            assert claim is not None
+            started = time.perf_counter()
+            if executor.run(claim).outcome != Outcome.SUCCEEDED:
+                raise SystemExit(f"bench: job {claim.job_id} did not succeed")
+            return (time.perf_counter() - started) * 1000
+
+        for _ in range(WARM_UP):
+            one()
+        for name in counts:
+            counts[name] = 0
+        samples = [one() for _ in range(args.jobs)]
+        engine.dispose()
+    print(
+        f"{args.jobs} stub-icon@1 jobs through Executor.run: p50 {statistics.median(samples):.1f}"
+        f" ms, mean {statistics.mean(samples):.1f} ms; per job (submission included) "
+        f"{counts['commit'] / args.jobs:.1f} commits, "
+        f"{counts['before_cursor_execute'] / args.jobs:.1f} statements"
+    )
+    print(f"Reproduce: ./pants run src/python/benchmarks:executor -- --jobs {args.jobs}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
