@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from e2e import metrics
 from modules.jobs.execution import SHUT_DOWN
 from modules.testing.stack import RECONCILE_INTERVAL_S, SHUTDOWN_GRACE_S, ForgeStack
 
@@ -76,6 +77,12 @@ def test_a_job_whose_worker_is_killed_finishes_once_without_rerunning_finished_s
 def test_a_job_that_keeps_killing_its_worker_fails_after_its_attempts(
     forge_stack: ForgeStack,
 ) -> None:
+    assert forge_stack.reconciler is not None
+    reconciler = forge_stack.reconciler.base_url
+    failed_jobs = {"model": "stub-image@1", "status": "failed"}
+    counted_before = metrics.value(
+        metrics.samples(reconciler), "forge_jobs_finished_total", failed_jobs
+    )
     with forge_stack.client() as client:
         job = forge_stack.submit(client, prompt="kills its worker", step_duration_s=5)
         for attempt in range(1, job["max_attempts"] + 1):
@@ -92,6 +99,9 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_its_attempts(
     kinds = Counter(event["type"] for event in events)
     assert (kinds["job.started"], kinds["job.requeued"], kinds["job.failed"]) == (3, 2, 1)
     assert {step["status"] for step in failed["steps"]} == {"canceled"}
+    # The reconciler ended it, and counted it.
+    counted = metrics.value(metrics.samples(reconciler), "forge_jobs_finished_total", failed_jobs)
+    assert counted - counted_before == 1
 
 
 def test_a_worker_stopped_with_sigterm_gives_its_job_back_after_the_grace_period(

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
 
+from e2e import metrics
 from modules.testing.stack import ForgeStack
 
 PROBLEM = "application/problem+json"
@@ -92,6 +92,10 @@ def test_a_job_runs_and_its_png_downloads_through_the_presigned_url(
 def test_a_queued_job_is_canceled_at_once_and_a_running_one_once_its_worker_stops(
     forge_stack: ForgeStack,
 ) -> None:
+    assert forge_stack.api is not None
+    assert forge_stack.worker is not None
+    api, worker = forge_stack.api.base_url, forge_stack.worker.base_url
+    before = metrics.samples(api), metrics.samples(worker)
     with forge_stack.client() as client:
         running = forge_stack.submit(client, prompt="slow", step_duration_s=30)
         forge_stack.wait_for_job(client, running["id"], lambda job: job["status"] == "running")
@@ -120,6 +124,17 @@ def test_a_queued_job_is_canceled_at_once_and_a_running_one_once_its_worker_stop
         assert (never["status"], never["attempts"], never["started_at"]) == ("canceled", 0, None)
         kinds = [event["type"] for event in forge_stack.events(client, queued["id"])]
         assert kinds == ["job.queued", "job.canceled"]
+
+    # Each ended job is counted once, by the process that ended it: the api the queued one,
+    # the worker the running one.
+    canceled_jobs = {"model": "stub-image@1", "status": "canceled"}
+    after = metrics.samples(api), metrics.samples(worker)
+    grew = [
+        metrics.value(now, "forge_jobs_finished_total", canceled_jobs)
+        - metrics.value(then, "forge_jobs_finished_total", canceled_jobs)
+        for then, now in zip(before, after, strict=True)
+    ]
+    assert grew == [1, 1]  # api, worker
 
 
 def test_a_failing_step_fails_the_job_with_its_error(forge_stack: ForgeStack) -> None:
@@ -280,14 +295,16 @@ def test_metrics_count_jobs_submitted_and_finished(forge_stack: ForgeStack) -> N
     model = {"model": "stub-image@1"}
     submitted = {**model}
     succeeded = {**model, "status": "succeeded"}
-    before = _samples(api), _samples(worker)
+    before = metrics.samples(api), metrics.samples(worker)
     with forge_stack.client() as client:
         job = forge_stack.submit(client, prompt="counted")
         assert forge_stack.wait_for_job(client, job["id"])["status"] == "succeeded"
-    after = _samples(api), _samples(worker)
+    after = metrics.samples(api), metrics.samples(worker)
 
     def grew(which: int, name: str, labels: dict[str, str]) -> float:
-        return _value(after[which], name, labels) - _value(before[which], name, labels)
+        return metrics.value(after[which], name, labels) - metrics.value(
+            before[which], name, labels
+        )
 
     assert grew(0, "forge_jobs_submitted_total", submitted) == 1
     assert grew(1, "forge_jobs_finished_total", succeeded) == 1
@@ -300,36 +317,13 @@ def test_metrics_count_jobs_submitted_and_finished(forge_stack: ForgeStack) -> N
     assert forge_stack.reconciler is not None
     reconciler = forge_stack.reconciler.base_url
     deadline = time.monotonic() + 10
-    while _value(_samples(reconciler), "forge_jobs_queued", model) != 0:
+    while metrics.value(metrics.samples(reconciler), "forge_jobs_queued", model) != 0:
         assert time.monotonic() < deadline, "the reconciler still counts a queued job"
         time.sleep(0.2)
     assert any(
         name == "forge_jobs_queued" and labels == {"model": "stub-icon@1"}
-        for name, labels, _ in _samples(reconciler)
+        for name, labels, _ in metrics.samples(reconciler)
     )
-
-
-type Sample = tuple[str, dict[str, str], float]
-
-
-def _samples(base_url: str) -> list[Sample]:
-    text = httpx.get(f"{base_url}/metrics", timeout=30).raise_for_status().text
-    return [
-        (sample.name, sample.labels, sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    ]
-
-
-def _value(samples: list[Sample], name: str, labels: dict[str, str]) -> float:
-    """The sample's value (0 if the series does not exist yet); `labels` must all match."""
-    values = [
-        value
-        for sample_name, sample_labels, value in samples
-        if sample_name == name and labels.items() <= sample_labels.items()
-    ]
-    assert len(values) <= 1, f"{name}{labels} matches several series"
-    return values[0] if values else 0.0
 
 
 def _without_urls(artifacts: list[Any]) -> list[Any]:

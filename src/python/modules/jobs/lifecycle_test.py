@@ -93,15 +93,20 @@ def test_cancel_queued_at_once_running_through_its_worker_terminal_unchanged(
     sessions: sessionmaker[Session], model: Model
 ) -> None:
     queued, running = _submit(sessions), _submit(sessions)
+    ended = cancel.Cancellation(JobStatus.CANCELED, ended=True)
+    # Only the request that ended the job says so; a running job's worker ends it.
+    canceling = cancel.Cancellation(JobStatus.CANCELING, ended=False)
     with sessions() as session, session.begin():
-        assert cancel.cancel(session, queued, owner="tester") == JobStatus.CANCELED
+        assert cancel.cancel(session, queued, owner="tester") == ended
     claim = _claim(sessions)
     assert claim is not None
     assert claim.job_id == running  # the canceled job is never claimed
     with sessions() as session, session.begin():
-        assert cancel.cancel(session, running, owner="tester") == JobStatus.CANCELING
-        assert cancel.cancel(session, running, owner="tester") == JobStatus.CANCELING  # idempotent
-        assert cancel.cancel(session, queued, owner="tester") == JobStatus.CANCELED
+        assert cancel.cancel(session, running, owner="tester") == canceling
+        assert cancel.cancel(session, running, owner="tester") == canceling  # idempotent
+        assert cancel.cancel(session, queued, owner="tester") == cancel.Cancellation(
+            JobStatus.CANCELED, ended=False
+        )
         assert cancel.cancel(session, uuid.uuid4(), owner="tester") is None
         assert claims.hold(session, claim) == JobStatus.CANCELING
         assert claims.finish(session, claim, JobStatus.CANCELED)
@@ -119,6 +124,7 @@ def test_a_holder_whose_lease_was_taken_back_can_no_longer_write(
     _expire(sessions, job_id)
     result = reconcile(sessions, queue)
     assert result.taken_back == {JobStatus.QUEUED: 1}
+    assert result.ended == []  # queued again, not ended
     fresh = _claim(sessions, owner="fresh")
     assert fresh is not None
     assert (fresh.job_id, fresh.attempt) == (job_id, 2)
@@ -134,13 +140,19 @@ def test_a_job_that_keeps_losing_its_worker_fails_after_its_attempts(
     sessions: sessionmaker[Session], model: Model, queue: TokenQueue
 ) -> None:
     job_id = _submit(sessions, max_attempts=2)
+    passes = []
     for _ in range(2):
         assert _claim(sessions) is not None
         _expire(sessions, job_id)
-        reconcile(sessions, queue)
+        passes.append(reconcile(sessions, queue))
+    assert passes[0].ended == []
+    (ended,) = passes[1].ended
+    assert (ended.model, ended.status) == ("stub-test@1", JobStatus.FAILED)
     with sessions() as session:
         job = session.get_one(Job, job_id)
         assert (job.status, job.attempts) == (JobStatus.FAILED, 2)
+        assert job.finished_at is not None
+        assert ended.seconds == (job.finished_at - job.created_at).total_seconds()
         assert job.error == {
             "type": "attempts_exhausted",
             "message": f"gave up after 2 attempts; the last ended with: {LEASE_EXPIRED}",
@@ -156,7 +168,11 @@ def test_a_canceling_job_whose_worker_died_ends_canceled(
     with sessions() as session, session.begin():
         cancel.cancel(session, job_id, owner="tester")
     _expire(sessions, job_id)
-    assert reconcile(sessions, queue).taken_back == {JobStatus.CANCELED: 1}
+    result = reconcile(sessions, queue)
+    assert result.taken_back == {JobStatus.CANCELED: 1}
+    assert [(ended.model, ended.status) for ended in result.ended] == [
+        ("stub-test@1", JobStatus.CANCELED)
+    ]
 
 
 def test_the_reconciler_sends_one_message_per_queued_job_without_one(

@@ -12,9 +12,8 @@ from contextlib import AbstractContextManager
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from modules.persistence.statuses import JobStatus
+from modules.persistence.statuses import FINAL_JOB_STATUSES, JobStatus
 
-FINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 # From a stub step (a fraction of a second) to a model job (up to the worker's one-hour limit).
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
@@ -57,7 +56,7 @@ def start_at_zero(models: Iterable[str]) -> None:
     their first job (a missing series is not a zero to PromQL's rate())."""
     for model in models:
         SUBMITTED.labels(model)
-        for status in FINAL_STATUSES:
+        for status in FINAL_JOB_STATUSES:
             FINISHED.labels(model, status)
 
 
@@ -67,7 +66,7 @@ def observe_job_submitted(model: str) -> None:
 
 def observe_job_finished(model: str, status: JobStatus, seconds: float) -> None:
     """A job reached `status` (succeeded, failed or canceled) `seconds` after its submission."""
-    if status not in FINAL_STATUSES:
+    if status not in FINAL_JOB_STATUSES:
         raise ValueError(f"{status} is not a final job status")
     FINISHED.labels(model, status).inc()
     JOB_DURATION.labels(model, status).observe(seconds)

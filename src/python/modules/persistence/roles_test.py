@@ -77,7 +77,8 @@ def test_the_application_role_runs_the_job_transitions(role_urls: tuple[str, str
             assert claims.finish(session, claim, JobStatus.SUCCEEDED)
         with sessions() as session, session.begin():
             assert session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY)))
-            assert cancel.cancel(session, job_id, owner="roles") == JobStatus.SUCCEEDED
+            ended = cancel.cancel(session, job_id, owner="roles")
+            assert ended == cancel.Cancellation(JobStatus.SUCCEEDED, ended=False)
             key = keys.create(session, name="roles", owner="roles").key
             assert keys.verify(session, key).owner == "roles"  # records its use: an UPDATE
             assert keys.revoke(session, key[: keys.PREFIX_LENGTH]) is not None

@@ -24,3 +24,5 @@ class StepStatus(StrEnum):
 
 # Jobs that still need the platform's attention (the partial index `ix_jobs_active` covers them).
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELING)
+# Jobs that ended: nothing moves them again.
+FINAL_JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)

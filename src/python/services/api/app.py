@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue=TokenQueue(producer),
             sign=partial(sign_artifact_url, settings),
             on_submitted=job_metrics.observe_job_submitted,
+            on_finished=job_metrics.observe_job_finished,
         )
         # Its connection opens in the background and reopens after failures: the api serves
         # (and event readers poll) while PostgreSQL is away.

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from modules.persistence.statuses import JobStatus
 from modules.workqueue import TokenQueue
 from services.api.following import Follower
 from services.api.presenters import Signer
@@ -23,7 +24,10 @@ class JobsContext:
     queue_full_retry_after_s: int
     queue: TokenQueue
     sign: Signer
-    on_submitted: Callable[[str], None]  # the model (name@version), for metrics
+    on_submitted: Callable[[str], None]  # for metrics: a job of this model (name@version)
+    # For metrics: a job of this model ended here (a queued job canceled) with this status, this
+    # many seconds after its submission.
+    on_finished: Callable[[str, JobStatus, float], None]
 
 
 async def _readiness(request: Request) -> ReadinessChecker:

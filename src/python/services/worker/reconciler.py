@@ -30,6 +30,8 @@ class Reconciler:
         result = reconcile(self._sessions, self._queue)
         if result.acted:
             job_metrics.set_jobs_queued(result.queued)
+        for job in result.ended:
+            job_metrics.observe_job_finished(job.model, job.status, job.seconds)
         if result.sent or result.taken_back:
             logger.info(
                 "reconciled: sent %d messages; jobs taken back: %s",

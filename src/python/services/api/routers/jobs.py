@@ -246,12 +246,20 @@ async def cancel_job(
     config: JobsConfig,
     principal: CurrentPrincipal,
 ) -> JobOut:
-    status = await session.run_sync(cancel_module.cancel, job_id, owner=principal.owner)
+    cancellation = await session.run_sync(cancel_module.cancel, job_id, owner=principal.owner)
     await session.commit()
-    if status is None:
+    if cancellation is None:
         raise HTTPException(404, f"No job {job_id}.")
     view = await session.run_sync(reads.get_job, job_id, owner=principal.owner)
     assert view is not None
+    if cancellation.ended:
+        job = view.job
+        assert job.finished_at is not None
+        config.on_finished(
+            f"{view.model.name}@{view.model.version}",
+            cancellation.status,
+            (job.finished_at - job.created_at).total_seconds(),
+        )
     return job_out(view, request, config.sign)
 
 
