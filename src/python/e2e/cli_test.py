@@ -125,6 +125,23 @@ def test_json_output_parses(forge: Forge, tmp_path: Path) -> None:
     assert {download["name"] for download in downloads} == {"image.png", "manifest.json"}
 
 
+def test_list_all_goes_page_after_page_to_the_oldest_job(forge: Forge) -> None:
+    for prompt in ("first", "second", "third"):
+        assert forge("jobs", "submit", "stub-icon", "-i", f"prompt={prompt}").returncode == 0
+    one_page = forge("jobs", "list", "--limit", "100", "--json")
+    newest_first = [job["id"] for job in json.loads(one_page.stdout)["data"]]
+    assert len(newest_first) >= 3
+
+    paged = json.loads(forge("jobs", "list", "--limit", "2", "--all", "--json").stdout)
+    assert ([job["id"] for job in paged["data"]], paged["next"]) == (newest_first, None)
+
+    first_only = forge("jobs", "list", "--limit", "2")
+    assert first_only.returncode == 0
+    rows = first_only.stdout.splitlines()[1:]  # after the header
+    assert [row.split("\t")[0] for row in rows] == newest_first[:2]
+    assert first_only.stderr == "forge: older jobs not shown; --all lists them (2 shown)\n"
+
+
 def test_follow_resumes_after_its_connection_is_killed(
     forge_stack: ForgeStack, environment: dict[str, str]
 ) -> None:

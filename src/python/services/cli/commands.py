@@ -14,7 +14,7 @@ from rich.table import Table
 
 from modules.client.errors import ForgeError
 from modules.client.sync import ForgeClient
-from modules.contract.v1 import JobOut
+from modules.contract.v1 import JobList, JobOut
 from modules.persistence.statuses import JobStatus
 from services.cli import display
 from services.cli.inputs import job_input
@@ -114,15 +114,23 @@ def jobs_get(context: Context, job_id: str) -> int:
     return 0
 
 
-def jobs_list(context: Context, status: JobStatus | None, model: str | None, limit: int) -> int:
+def jobs_list(
+    context: Context, status: JobStatus | None, model: str | None, limit: int, every: bool
+) -> int:
+    """The newest `limit` jobs; with `every`, page after page to the oldest (--json: the pages'
+    jobs in one body, as one page would have them)."""
     page = context.client.list_jobs(status=status, model=model, limit=limit)
+    jobs = list(page.data)
+    while every and (following := context.client.next_page(page)) is not None:
+        page = following
+        jobs.extend(page.data)
     if context.json:
-        context.dump(page)
+        context.dump(JobList(data=jobs, next=page.next))
         return 0
-    rows = [
-        (str(job.id), job.model, job.status.value, job.created_at.isoformat()) for job in page.data
-    ]
+    rows = [(str(job.id), job.model, job.status.value, job.created_at.isoformat()) for job in jobs]
     _table(context, ("JOB", "MODEL", "STATUS", "CREATED"), rows)
+    if page.next is not None:
+        sys.stderr.write(f"forge: older jobs not shown; --all lists them ({len(jobs)} shown)\n")
     return 0
 
 

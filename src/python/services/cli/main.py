@@ -101,7 +101,12 @@ def parser() -> argparse.ArgumentParser:
     listing = jobs.add_parser("list", parents=[common], help="jobs, newest first")
     listing.add_argument("--status", type=JobStatus, choices=list(JobStatus))
     listing.add_argument("--model", help="NAME or NAME@VERSION")
-    listing.add_argument("--limit", type=int, default=20, help="1 to 100 (default 20)")
+    listing.add_argument(
+        "--limit", type=int, default=20, help="1 to 100 (default 20); with --all, per request"
+    )
+    listing.add_argument(
+        "--all", action="store_true", dest="every", help="every job, not only the newest --limit"
+    )
     events = jobs.add_parser("events", parents=[common], help="a job's events")
     events.add_argument("job", help="job ID")
     events.add_argument("--after", type=int, default=0, help="only events after this seq")
@@ -139,7 +144,7 @@ def run(args: argparse.Namespace, context: commands.Context) -> int:
         case "jobs", "get":
             return commands.jobs_get(context, args.job)
         case "jobs", "list":
-            return commands.jobs_list(context, args.status, args.model, args.limit)
+            return commands.jobs_list(context, args.status, args.model, args.limit, args.every)
         case "jobs", "cancel":
             return commands.jobs_cancel(context, args.job)
         case "jobs", "events":
