@@ -27,6 +27,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -39,6 +40,9 @@ from modules.jobs.execution import SHUT_DOWN
 PROGRAM = "soak"
 TERMINAL = {"succeeded", "failed", "canceled"}
 POISON_MODEL = "stub-image@2"
+# The goal: a job whose worker died or stopped runs again within this many seconds (lease expiry
+# plus the reconciler's period, with room).
+RUNNING_AGAIN_GOAL_S = 30
 STACKS: dict[str, Callable[[argparse.Namespace, Path], AbstractContextManager[Stack]]] = {
     "process": process_stack,
     "compose": compose_stack,
@@ -165,11 +169,15 @@ class Soak:
 
     def busy_worker(self, within_s: float = 30, min_step_s: float = 0) -> tuple[str, list[str]]:
         """A worker and its pool processes running a job, once there are any: a fault aimed at
-        a worker that is still starting (which takes seconds) proves nothing about jobs."""
+        a worker that is still starting (which takes seconds) proves nothing about jobs. Every
+        other worker must be up as well, as in a deployment of several: with none left, the
+        time a job takes to run again would be the time a worker takes to start."""
         deadline = time.monotonic() + within_s
         while True:
             worker = self.rng.choice(self.stack.workers)
-            owners = self.stack.pool_owners(worker)
+            others = [other for other in self.stack.workers if other != worker]
+            up = all(self.stack.pool_owners(other) for other in others)
+            owners = self.stack.pool_owners(worker) if up else []
             busy = [owner for owner in owners if self.running_on([owner], min_step_s)]
             if busy or time.monotonic() > deadline:
                 return worker, busy
@@ -296,6 +304,7 @@ class Soak:
                 "(SELECT count(*) FROM artifacts a WHERE a.job_id = j.id) <> 2"
             ).fetchone()
             restarts: dict[str, list[float]] = {}
+            slow_jobs: list[tuple[Fault, str, float, list[tuple[str, float, str]]]] = []
             for fault in self.faults:
                 for job_id in fault.jobs:
                     row = conn.execute(
@@ -305,7 +314,10 @@ class Soak:
                         (job_id, fault.wall),
                     ).fetchone()
                     if row is not None and row[0] is not None:
-                        restarts.setdefault(fault.name, []).append(row[0].timestamp() - fault.wall)
+                        seconds = row[0].timestamp() - fault.wall
+                        restarts.setdefault(fault.name, []).append(seconds)
+                        if seconds > RUNNING_AGAIN_GOAL_S:
+                            slow_jobs.append((fault, job_id, seconds, _timeline(conn, job_id)))
         acknowledged = {job.job_id for job in self.submitted if job.job_id}
         by_key = Counter(row[0] for row in jobs.values())
         lost = len([job for job in self.submitted if job.job_id not in jobs])
@@ -373,6 +385,11 @@ class Soak:
         for name, values in sorted(restarts.items()):
             say(f"  {name:<72} n={len(values)} max={max(values):.1f} "
                   f"mean={sum(values) / len(values):.1f}")  # fmt: skip
+        for fault, job_id, seconds, timeline in slow_jobs:
+            say(f"  over {RUNNING_AGAIN_GOAL_S} s: job {job_id}, {seconds:.1f} s after "
+                f"'{fault.name}'; its events (s from the fault):")  # fmt: skip
+            for kind, at, detail in timeline:
+                say(f"    {at - fault.wall:+8.1f} {kind} {detail}")
         first, last = fault_window
         say(f"  {'fault window (s)':<72} {last - first:.1f}")
         drained = "not drained" if drain_s is None else f"{drain_s:.1f}"
@@ -390,12 +407,25 @@ class Soak:
             "jobs with a gap in their event seqs",
         ]
         failures = [name for name in bad if counts[name]]
-        slow = [name for name, values in restarts.items() if max(values) > 30]
+        slow = [name for name, values in restarts.items() if max(values) > RUNNING_AGAIN_GOAL_S]
         slow += ["worker SIGTERM -> exit"] * any(t > SHUTDOWN_GRACE_S + 10 for t in self.stop_times)
         failures += self.injection_failed
         ok = not failures and not slow and drain_s is not None and len(jobs) == len(acknowledged)
         say("verdict: " + ("PASS" if ok else f"FAIL {failures + slow}"))
         return ok
+
+
+def _timeline(conn: psycopg.Connection[Any], job_id: str) -> list[tuple[str, float, str]]:
+    """The job's events: type, epoch seconds, and the payload's worker, reason or attempt."""
+    return [
+        (kind, at.timestamp(), detail or "")
+        for kind, at, detail in conn.execute(
+            "SELECT type, created_at, coalesce(payload->>'worker', payload->>'reason', "
+            "payload->>'attempt') FROM events WHERE job_id = %s AND type LIKE 'job.%%' "
+            "ORDER BY seq",
+            (job_id,),
+        )
+    ]
 
 
 def _count(row: tuple[int] | None) -> int:
