@@ -96,7 +96,7 @@ images: ## Build the forge-api and forge-worker images, tagged latest and <versi
 	$(PANTS) package docker/api docker/worker
 
 up: .env images ## Build the images and start the stack; returns once every service is healthy
-	@# `up --detach --wait`, run again if the Docker API dropped a connection (see the script).
+	@# `up --detach`, then a poll until every service is healthy (see the script for why).
 	scripts/compose-up $(COMPOSE_OPTIONS)
 
 down: ## Stop the stack and remove its containers (volumes stay; add -v by hand to drop data)

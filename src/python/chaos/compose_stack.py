@@ -197,8 +197,8 @@ def compose_stack(options: argparse.Namespace, work: Path) -> Iterator[ComposeSt
     )
     # The soak reads the database directly for its report; the developer stack does not publish
     # PostgreSQL, so only this project does. Workers: as many replicas as --workers. On a busy
-    # machine a probe (a Python process) takes longer than its 3 s and times out, and `up
-    # --wait` gives up on a service that failed three: here they have longer and more tries.
+    # machine a probe (a Python process) takes longer than its 3 s and times out, and
+    # scripts/compose-up gives up on an unhealthy service: here probes have longer and more tries.
     probes = "    healthcheck: {timeout: 10s, retries: 20}\n"
     override = work / "chaos.override.yml"
     override.write_text(
@@ -225,7 +225,7 @@ def compose_stack(options: argparse.Namespace, work: Path) -> Iterator[ComposeSt
     subprocess.run(down, env=env, capture_output=True)  # what a killed earlier run left
     try:
         with (work / "compose-up.log").open("w") as log:
-            # `up --wait`, run again on the Docker API's transient failures.
+            # `up`, run again on the Docker API's transient failures, until every service is ready.
             up = [*LOCK, str(repo / "scripts/compose-up"), *project]
             if subprocess.run(up, env=env, stdout=log, stderr=subprocess.STDOUT).returncode:
                 raise SystemExit(f"soak: the Compose stack did not start (see {log.name})")
