@@ -1,7 +1,9 @@
 """The executor alone: what running one zero-duration stub job costs the worker, without Celery,
 Redis or the api in the way. Runs --jobs `stub-icon@1` jobs one after another through
 `Executor.run` in this process (PostgreSQL, and an S3 server over HTTP) and prints the time per
-job (p50, mean) and the commits and statements each job made, the submission's included.
+job (p50, mean), the commits and statements each job made (the submission's included) with the
+statements' time as the driver saw it, and its S3 uploads with their time: what is left of a
+job's time is Python's (the runner, the ORM, the lease keeper's thread).
 ADR 014 compares these figures before and after the job path's transactions were merged.
 
 Run: `./pants run src/python/benchmarks:executor` (PostgreSQL: FORGE_BENCH_DATABASE_URL)."""
@@ -11,15 +13,14 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 
 from alembic import command
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks.api_http import server
 from modules.catalog.sync import sync
-from modules.jobs.execution import Executor, Outcome
+from modules.jobs.execution import ArtifactStore, Executor, Outcome, StoredObject
 from modules.jobs.submission import Submission, submit
 from modules.persistence.engine import create_sync_database_engine
 from modules.persistence.migrate import alembic_config
@@ -31,6 +32,48 @@ from modules.testing.databases import recreate_database
 
 JOB = Submission("stub-icon@1", {"prompt": "a red square", "width": 32, "height": 32})
 WARM_UP = 3
+
+
+class Tally:
+    """What the jobs cost: commits, statements and their time (as the driver saw them), S3
+    uploads and their time."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.commits = self.statements = self.uploads = 0
+        self.sql_s = self.upload_s = 0.0
+
+    def listen(self, engine: Engine) -> None:
+        event.listen(engine, "commit", self._commit)
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _commit(self, *_: object) -> None:
+        self.commits += 1
+
+    def _before(self, connection: Connection, *_: object) -> None:
+        connection.info["bench_started"] = time.perf_counter()
+
+    def _after(self, connection: Connection, *_: object) -> None:
+        self.statements += 1
+        self.sql_s += time.perf_counter() - connection.info.pop("bench_started")
+
+
+class TimedStore:
+    """The S3 store, timed."""
+
+    def __init__(self, store: ArtifactStore, tally: Tally) -> None:
+        self._store, self._tally = store, tally
+
+    def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        started = time.perf_counter()
+        try:
+            return self._store.put(key, data, content_type)
+        finally:
+            self._tally.uploads += 1
+            self._tally.upload_s += time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,23 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         sessions = sessionmaker(engine, expire_on_commit=False)
         with Session(engine) as session, session.begin():
             sync(session)
-        executor = Executor(
-            sessions,
-            S3ArtifactStore(client, settings.s3_bucket),
-            get_runner,
-            owner="bench:1",
-            lease_s=30,
-        )
-        counts = {"commit": 0, "before_cursor_execute": 0}
-
-        def counter(name: str) -> Callable[..., None]:
-            def count(*_: object) -> None:
-                counts[name] += 1
-
-            return count
-
-        for name in counts:
-            event.listen(engine, name, counter(name))
+        tally = Tally()
+        store = TimedStore(S3ArtifactStore(client, settings.s3_bucket), tally)
+        executor = Executor(sessions, store, get_runner, owner="bench:1", lease_s=30)
+        tally.listen(engine)
 
         def one() -> float:
             with sessions() as session, session.begin():
@@ -87,15 +117,16 @@ def main(argv: list[str] | None = None) -> int:
 
         for _ in range(WARM_UP):
             one()
-        for name in counts:
-            counts[name] = 0
+        tally.reset()
         samples = [one() for _ in range(args.jobs)]
         engine.dispose()
+    jobs = args.jobs
     print(
-        f"{args.jobs} stub-icon@1 jobs through Executor.run: p50 {statistics.median(samples):.1f}"
+        f"{jobs} stub-icon@1 jobs through Executor.run: p50 {statistics.median(samples):.1f}"
         f" ms, mean {statistics.mean(samples):.1f} ms; per job (submission included) "
-        f"{counts['commit'] / args.jobs:.1f} commits, "
-        f"{counts['before_cursor_execute'] / args.jobs:.1f} statements"
+        f"{tally.commits / jobs:.1f} commits, {tally.statements / jobs:.1f} statements taking "
+        f"{tally.sql_s / jobs * 1000:.1f} ms, {tally.uploads / jobs:.1f} S3 uploads taking "
+        f"{tally.upload_s / jobs * 1000:.1f} ms"
     )
     print(f"Reproduce: ./pants run src/python/benchmarks:executor -- --jobs {args.jobs}")
     return 0
