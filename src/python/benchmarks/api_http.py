@@ -7,9 +7,7 @@ timeout plus 100 ms. Run: `make bench-api` (needs wrk, PostgreSQL and Redis:
 FORGE_BENCH_DATABASE_URL, FORGE_BENCH_REDIS_URL)."""
 
 import argparse
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +18,7 @@ from pathlib import Path
 
 from alembic import command
 
+from benchmarks import options
 from modules.persistence.migrate import alembic_config
 from modules.settings import Settings
 from modules.storage.s3 import ensure_bucket, make_s3_client
@@ -118,19 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="per measurement (default 10)")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "FORGE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a server where the benchmark may create the database forge_bench",
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("FORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
-    )
+    options.add_database_url(parser, "forge_bench")
+    options.add_redis_url(parser)
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SystemExit("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    options.require_wrk()
 
     forge = [sys.executable, "-m", "services.api.main"]
     forge_env = {

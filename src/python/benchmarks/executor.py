@@ -9,7 +9,6 @@ ADR 014 compares these figures before and after the job path's transactions were
 Run: `./pants run src/python/benchmarks:executor` (PostgreSQL: FORGE_BENCH_DATABASE_URL)."""
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -18,6 +17,7 @@ from alembic import command
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from benchmarks import options
 from benchmarks.api_http import server
 from modules.catalog.sync import sync
 from modules.jobs.execution import ArtifactStore, Executor, Outcome, StoredObject
@@ -79,13 +79,7 @@ class TimedStore:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=50, help="jobs measured (50)")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "FORGE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a server where the benchmark may create the database forge_bench_executor",
-    )
+    options.add_database_url(parser, "forge_bench_executor")
     args = parser.parse_args(argv)
     database_url = recreate_database(args.database_url, "forge_bench_executor")
     with server([sys.executable, "-m", s3_server.__name__], s3_server.READY_PATTERN) as s3_url:

@@ -19,7 +19,6 @@ FORGE_BENCH_REDIS_URL)."""
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from celery import Task
 from sqlalchemy import ColumnElement, Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from benchmarks import options
 from benchmarks.api_http import (
     UVICORN_LISTENING,
     Result,
@@ -94,19 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         default="0,100000,1000000",
         help="finished jobs in the database for the scale rows (0,100000,1000000)",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "FORGE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a server where the benchmark may create the database forge_bench_jobs",
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("FORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
-    )
+    options.add_database_url(parser, "forge_bench_jobs")
+    options.add_redis_url(parser)
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SystemExit("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    options.require_wrk()
     scale = [int(rows) for rows in args.scale.split(",")]
 
     # Redis databases 4-7, emptied first: Forge's broker and results, then the bare app's.

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
 import sys
 import threading
@@ -34,6 +33,7 @@ from alembic import command
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from benchmarks import options
 from benchmarks.api_http import UVICORN_LISTENING, server, wrk
 from benchmarks.bare_apps import OWNER  # of the jobs, and of the API key the streams send
 from modules.auth import keys
@@ -212,16 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fan-out-events", type=int, default=20, help="events to the one job all follow (20)"
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "FORGE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a server where the benchmark may create the database forge_bench_stream",
-    )
+    options.add_database_url(parser, "forge_bench_stream")
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SystemExit("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+    options.require_wrk()
 
     database_url = recreate_database(args.database_url, "forge_bench_stream")
     settings = Settings.model_validate({"database_url": database_url})
