@@ -15,8 +15,9 @@ from typing import IO
 
 from sqlalchemy import make_url
 
-from chaos.stack import LEASE_S, RECONCILE_INTERVAL_S, free_port, soak_settings
+from chaos.stack import LEASE_S, RECONCILE_INTERVAL_S, soak_settings
 from modules.testing.databases import libpq_url
+from modules.testing.network import closed_port
 
 LOCK = ["flock", "/tmp/forge-compose.lock"]
 # Each `docker` call goes through the engine's API, which a busy 2-core machine answers slowly;
@@ -183,7 +184,7 @@ def stack_settings(example: Path, settings: dict[str, str]) -> str:
 @contextmanager
 def compose_stack(options: argparse.Namespace, work: Path) -> Iterator[ComposeStack]:
     repo = Path(options.repo).resolve()
-    api_port, minio_port, postgres_port = free_port(), free_port(), free_port()
+    api_port, minio_port, postgres_port = closed_port(), closed_port(), closed_port()
     env_file = work / "stack.env"
     env_file.write_text(
         stack_settings(

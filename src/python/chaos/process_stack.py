@@ -19,9 +19,10 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
 
-from chaos.stack import SHUTDOWN_GRACE_S, free_port, soak_settings
+from chaos.stack import SHUTDOWN_GRACE_S, soak_settings
 from modules.testing import s3_server
 from modules.testing.databases import libpq_url
+from modules.testing.network import closed_port
 from modules.testing.proxy import FaultyProxy
 
 WORKER = "import sys; from services.worker.main import main; sys.exit(main())"
@@ -111,7 +112,7 @@ class ProcessStack:
         self.names = FAULTS
         self.work = work
         self.hostname = socket.gethostname()
-        self.redis_port = free_port()
+        self.redis_port = closed_port()
         self.services: dict[str, Service] = {}
 
     def start_redis(self) -> None:
@@ -186,8 +187,8 @@ def process_stack(options: argparse.Namespace, work: Path) -> Iterator[ProcessSt
     stack.proxy = FaultyProxy(admin.host or "127.0.0.1", admin.port or 5432)
     proxied = admin.set(host="127.0.0.1", port=stack.proxy.port, database=db_name)
     stack.start_redis()
-    s3_port = free_port()
-    api_port = free_port()
+    s3_port = closed_port()
+    api_port = closed_port()
     stack.api_url = f"http://127.0.0.1:{api_port}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("FORGE_")}
     env.update(
@@ -199,7 +200,7 @@ def process_stack(options: argparse.Namespace, work: Path) -> Iterator[ProcessSt
         FORGE_S3_BUCKET="forge-soak",
         FORGE_API_PORT=str(api_port),
         FORGE_WORKER_METRICS_PORT="0",
-        FORGE_RECONCILER_METRICS_PORT=str(free_port()),
+        FORGE_RECONCILER_METRICS_PORT=str(closed_port()),
         **soak_settings(options.concurrency),
     )
     python = sys.executable

@@ -2,7 +2,6 @@
 the faults, each done the way that stack's kind of deployment suffers it (a local process or a
 container). `soak.py` picks, injects, records and reports; a stack only acts."""
 
-import socket
 from typing import Protocol
 
 # Renewed every LEASE_S / 3: a PostgreSQL stall of --stall-s (4 s) plus the time since the last
@@ -24,12 +23,6 @@ def soak_settings(concurrency: int) -> dict[str, str]:
         # Every planned job may be queued at once.
         "FORGE_JOB_MAX_QUEUED_PER_OWNER": "1000000",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Stack(Protocol):

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 def closed_port() -> int:
     """A port with no listener (connections are refused): one the kernel just handed out and
-    that was closed again, so nothing listens on it for the next moments."""
+    that was closed again, so nothing listens on it for the next moments. Also what a test hands
+    a server to listen on."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
