@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from devtools.dev_stack import read_env_file
 from sqlalchemy import make_url
 
 from chaos.stack import LEASE_S, RECONCILE_INTERVAL_S, soak_settings
@@ -232,7 +233,7 @@ def compose_stack(options: argparse.Namespace, work: Path) -> Iterator[ComposeSt
                 raise SystemExit(f"soak: the Compose stack did not start (see {log.name})")
         stack.workers = stack.docker(*compose, "ps", "--quiet", "worker").split()
         stack.api_url = f"http://127.0.0.1:{api_port}"
-        url = make_url(setting(env_file, "FORGE_DATABASE_URL"))
+        url = make_url(read_env_file(env_file)["FORGE_DATABASE_URL"])
         stack.dsn = libpq_url(
             url.set(host="127.0.0.1", port=postgres_port).render_as_string(hide_password=False)
         )
@@ -248,10 +249,3 @@ def compose_stack(options: argparse.Namespace, work: Path) -> Iterator[ComposeSt
         # An interrupted run may leave PostgreSQL paused: unpaused, so that `down` stops it.
         subprocess.run([*compose, "unpause", "postgres"], env=env, capture_output=True)
         subprocess.run(down, env=env, capture_output=True)
-
-
-def setting(env_file: Path, name: str) -> str:
-    for line in env_file.read_text().splitlines():
-        if line.startswith(f"{name}="):
-            return line.partition("=")[2]
-    raise KeyError(name)

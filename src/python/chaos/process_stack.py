@@ -16,12 +16,13 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
+from devtools.dev_stack import child_environment
 from psycopg import sql
 from sqlalchemy import make_url
 
 from chaos.stack import SHUTDOWN_GRACE_S, soak_settings
 from modules.testing import s3_server
-from modules.testing.databases import libpq_url
+from modules.testing.databases import libpq_url, recreate_database
 from modules.testing.network import closed_port
 from modules.testing.proxy import FaultyProxy
 
@@ -181,27 +182,26 @@ def process_stack(options: argparse.Namespace, work: Path) -> Iterator[ProcessSt
     admin = make_url(options.database_url)
     db_name = f"forge_soak_{os.getpid()}"
     admin_dsn = libpq_url(admin.render_as_string(hide_password=False))
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
-    stack.dsn = libpq_url(admin.set(database=db_name).render_as_string(False))
+    database = recreate_database(options.database_url, db_name)
+    stack.dsn = libpq_url(database)
     stack.proxy = FaultyProxy(admin.host or "127.0.0.1", admin.port or 5432)
-    proxied = admin.set(host="127.0.0.1", port=stack.proxy.port, database=db_name)
+    proxied = make_url(database).set(host="127.0.0.1", port=stack.proxy.port)
     stack.start_redis()
     s3_port = closed_port()
     api_port = closed_port()
     stack.api_url = f"http://127.0.0.1:{api_port}"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FORGE_")}
-    env.update(
-        PYTHONPATH=os.pathsep.join(sys.path),
-        FORGE_DATABASE_URL=proxied.render_as_string(hide_password=False),
-        FORGE_BROKER_URL=f"redis://127.0.0.1:{stack.redis_port}/0",
-        FORGE_RESULT_BACKEND_URL=f"redis://127.0.0.1:{stack.redis_port}/1",
-        FORGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}",
-        FORGE_S3_BUCKET="forge-soak",
-        FORGE_API_PORT=str(api_port),
-        FORGE_WORKER_METRICS_PORT="0",
-        FORGE_RECONCILER_METRICS_PORT=str(closed_port()),
-        **soak_settings(options.concurrency),
+    env = child_environment(
+        dict(
+            FORGE_DATABASE_URL=proxied.render_as_string(hide_password=False),
+            FORGE_BROKER_URL=f"redis://127.0.0.1:{stack.redis_port}/0",
+            FORGE_RESULT_BACKEND_URL=f"redis://127.0.0.1:{stack.redis_port}/1",
+            FORGE_S3_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}",
+            FORGE_S3_BUCKET="forge-soak",
+            FORGE_API_PORT=str(api_port),
+            FORGE_WORKER_METRICS_PORT="0",
+            FORGE_RECONCILER_METRICS_PORT=str(closed_port()),
+            **soak_settings(options.concurrency),
+        )
     )
     python = sys.executable
     s3 = Service("s3", [python, "-m", s3_server.__name__, str(s3_port)], env, work)
