@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from devtools.dev_stack import read_env_file
 from sqlalchemy import make_url
 
 from chaos.stack import LEASE_S, RECONCILE_INTERVAL_S, soak_settings
+from devtools.dev_stack import read_env_file
 from modules.testing.databases import libpq_url
 from modules.testing.network import closed_port
 

@@ -16,11 +16,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
-from devtools.dev_stack import child_environment
 from psycopg import sql
 from sqlalchemy import make_url
 
 from chaos.stack import SHUTDOWN_GRACE_S, soak_settings
+from devtools.dev_stack import child_environment
 from modules.testing import s3_server
 from modules.testing.databases import libpq_url, recreate_database
 from modules.testing.network import closed_port
