@@ -77,18 +77,6 @@ def test_a_rolled_back_append_leaves_no_gap(sessions: sessionmaker[Session], mod
         assert events.append(session, job_id, events.NewEvent("kept", {})) == [2]
 
 
-def test_a_fence_that_does_not_hold_appends_nothing(
-    sessions: sessionmaker[Session], model: Model
-) -> None:
-    job_id = _job(sessions, model)
-    with sessions() as session, session.begin():
-        appended = events.append(
-            session, job_id, events.NewEvent("x", {}), only_if=Job.attempts == 99
-        )
-        assert appended == []
-        assert [e.type for e in events.page(session, job_id, 0, 10)] == ["job.queued"]
-
-
 def test_a_batch_takes_consecutive_seqs_in_its_order(
     sessions: sessionmaker[Session], model: Model
 ) -> None:

@@ -31,3 +31,23 @@ def resolve(session: Session, reference: str) -> Model:
 
 def all_models(session: Session) -> Sequence[Model]:
     return session.scalars(select(Model).order_by(Model.name, Model.created_at)).all()
+
+
+class ModelCache:
+    """Models named `name@version`, read once per process: a published version never changes
+    (the catalog's sync refuses edits and nothing deletes one). A bare `name` means the newest
+    version, which a sync can change, so it is read every time. Bounded by the catalog's size."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, Model] = {}
+
+    def resolve(self, session: Session, reference: str) -> Model:
+        """As resolve(). A remembered model is detached: no session's rollback can expire it."""
+        if "@" not in reference:
+            return resolve(session, reference)
+        model = self._versions.get(reference)
+        if model is None:
+            model = resolve(session, reference)
+            session.expunge(model)
+            self._versions[reference] = model
+        return model

@@ -3,19 +3,18 @@
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from modules.jobs import events
-from modules.jobs.models import resolve
+from modules.jobs import models
 from modules.jobs.reads import JobView
 from modules.persistence.base import JsonObject
-from modules.persistence.models import Job
+from modules.persistence.models import Job, Model
 from modules.persistence.statuses import JobStatus
 
 
@@ -67,6 +66,7 @@ def submit(
     owner: str,
     max_attempts: int,
     max_queued: int | None = None,
+    resolve: Callable[[Session, str], Model] = models.resolve,
 ) -> Accepted:
     """Insert `owner`'s job (status queued, event job.queued) unless the owner used its
     idempotency key before; QueueFull when the owner has `max_queued` jobs queued (a replay is
@@ -74,7 +74,8 @@ def submit(
 
     Concurrent requests with one key are decided by the unique index: one insert wins, the others
     wait for its commit and then find its row. The cap is counted, not locked: concurrent
-    submissions of one owner may overshoot it by as many as are in flight."""
+    submissions of one owner may overshoot it by as many as are in flight. `resolve` finds the
+    model a reference names (a caller may remember published versions: models.ModelCache)."""
     model = resolve(session, submission.model)
     effective = {**model.default_parameters, **submission.input}
     validator = Draft202012Validator(model.input_schema)
@@ -92,26 +93,43 @@ def submit(
         if replay is None:
             raise QueueFull(max_queued)
         return replay
-    job = session.scalar(
-        insert(Job)
-        .values(
-            model_id=model.id,
-            owner=owner,
-            input=effective,
-            idempotency_key=submission.idempotency_key,
-            request_hash=request_hash,
-            priority=submission.priority,
-            max_attempts=max_attempts,
-        )
-        .on_conflict_do_nothing(index_elements=[Job.owner, Job.idempotency_key])
-        .returning(Job)
-    )
+    values = {
+        "model_id": model.id,
+        "owner": owner,
+        "input": effective,
+        "idempotency_key": submission.idempotency_key,
+        "request_hash": request_hash,
+        "priority": submission.priority,
+        "max_attempts": max_attempts,
+    }
+    job = session.scalars(select(Job).from_statement(_INSERT), values).one_or_none()
     if job is not None:
-        events.append(session, job.id, events.NewEvent("job.queued", {"status": JobStatus.QUEUED}))
         return Accepted(job.id, replayed=False, created=JobView(job, model, [], []))
     replay = _original(session, owner, submission.idempotency_key, request_hash)
     assert replay is not None  # the insert conflicted with it
     return replay
+
+
+# The job and its first event (job.queued, seq 1) in one statement; nothing when the owner used
+# the idempotency key before. SQL rather than a construct built per call: this is every
+# submission's statement (ADR 014).
+_INSERT = text("""
+    WITH job AS (
+        INSERT INTO jobs (model_id, owner, input, idempotency_key, request_hash, priority,
+                          max_attempts, last_event_seq)
+        VALUES (:model_id, :owner, :input, :idempotency_key, :request_hash, :priority,
+                :max_attempts, 1)
+        ON CONFLICT (owner, idempotency_key) DO NOTHING
+        RETURNING *
+    ), queued AS (
+        INSERT INTO events (job_id, seq, type, payload)
+        SELECT id, 1, 'job.queued', :event FROM job
+    )
+    SELECT * FROM job
+    """).bindparams(
+    bindparam("input", type_=JSONB),
+    bindparam("event", {"status": JobStatus.QUEUED.value}, type_=JSONB),
+)
 
 
 def _queued(session: Session, owner: str, up_to: int) -> int:

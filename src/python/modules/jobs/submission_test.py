@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from modules.jobs import cancel, events, submission
-from modules.jobs.models import ModelNotFound, resolve
+from modules.jobs.models import ModelCache, ModelNotFound, resolve
 from modules.persistence.models import Job, Model
 
 
@@ -139,3 +139,38 @@ def test_a_name_without_version_means_its_newest_version(
     with sessions() as session:
         assert resolve(session, "stub-test").version == "10"
         assert resolve(session, "stub-test@9").version == "9"
+
+
+def test_the_model_cache_reads_a_version_once_and_a_bare_name_every_time(
+    sessions: sessionmaker[Session], model: Model
+) -> None:
+    cache = ModelCache()
+    with sessions() as session:
+        pinned = cache.resolve(session, "stub-test@1")
+        session.rollback()  # expires what the session holds; the remembered model is not in it
+    with sessions() as session:
+        assert cache.resolve(session, "stub-test@1") is pinned
+        assert (pinned.name, pinned.version, pinned.default_parameters["seed"]) == (
+            "stub-test",
+            "1",
+            1,
+        )
+        assert cache.resolve(session, "stub-test").version == "1"
+        session.add(
+            Model(
+                name=model.name,
+                version="2",
+                task=model.task,
+                runner=model.runner,
+                input_schema=model.input_schema,
+            )
+        )
+        session.commit()
+        assert cache.resolve(session, "stub-test").version == "2"  # the newest, read again
+    with sessions() as session, session.begin():
+        wanted = submission.Submission("stub-test@1", {"prompt": "fox"})
+        accepted = submission.submit(
+            session, wanted, owner="tester", max_attempts=3, resolve=cache.resolve
+        )
+    assert accepted.created is not None
+    assert (accepted.created.model.version, accepted.created.job.model_id) == ("1", model.id)

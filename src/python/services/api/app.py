@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from modules.buildinfo import VERSION
+from modules.jobs.models import ModelCache
 from modules.observability import job_metrics
 from modules.observability.broker import broker_probe_client
 from modules.observability.logs import apply_process_settings
@@ -27,6 +28,7 @@ from services.api.openapi import ERROR_RESPONSES, ForgeAPI
 from services.api.problems import install_problem_handlers
 from services.api.readiness import ReadinessChecker
 from services.api.routers import health, metrics, v1
+from services.api.sending import MessageSender
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -54,13 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # for long (the reconciler sends the message later).
             broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 2},
         )
+        messages = MessageSender(TokenQueue(producer))
+        messages.start()
         app.state.keys = KeyCache(settings.api_key_cache_s)
         app.state.jobs = JobsContext(
             max_attempts=settings.job_max_attempts,
             max_input_bytes=settings.job_max_input_bytes,
             max_queued=settings.job_max_queued_per_owner,
             queue_full_retry_after_s=settings.job_queue_full_retry_after_s,
-            queue=TokenQueue(producer),
+            messages=messages,
+            models=ModelCache(),
             sign=partial(sign_artifact_url, settings),
             on_submitted=job_metrics.observe_job_submitted,
             on_finished=job_metrics.observe_job_finished,
@@ -79,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await notifier.stop()
+            await messages.close()
             producer.close()
             await broker.aclose()
             await engine.dispose()

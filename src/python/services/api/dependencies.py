@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from modules.jobs.models import ModelCache
 from modules.persistence.statuses import JobStatus
-from modules.workqueue import TokenQueue
 from services.api.following import Follower
 from services.api.presenters import Signer
 from services.api.readiness import ReadinessChecker
+from services.api.sending import MessageSender
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class JobsContext:
     max_input_bytes: int
     max_queued: int  # per owner
     queue_full_retry_after_s: int
-    queue: TokenQueue
+    messages: MessageSender  # run-job messages, sent after the commit
+    models: ModelCache
     sign: Signer
     on_submitted: Callable[[str], None]  # for metrics: a job of this model (name@version)
     # For metrics: a job of this model ended here (a queued job canceled) with this status, this

@@ -5,9 +5,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from celery.exceptions import OperationalError
-from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from modules.contract.problem import FieldError, Problem
@@ -25,7 +23,7 @@ from modules.jobs import events, reads, submission
 from modules.jobs.models import ModelNotFound
 from modules.persistence.statuses import JobStatus
 from services.api.auth import CurrentPrincipal
-from services.api.dependencies import DatabaseSession, Following, JobsConfig, JobsContext
+from services.api.dependencies import DatabaseSession, Following, JobsConfig
 from services.api.following import EVENT_STREAM, MAX_WAIT_S, preferred_wait, wants_stream
 from services.api.presenters import artifacts_out, job_out
 from services.api.problems import ProblemError
@@ -101,7 +99,6 @@ async def create_job(
     config: JobsConfig,
     follower: Following,
     principal: CurrentPrincipal,
-    background: BackgroundTasks,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -125,6 +122,7 @@ async def create_job(
             owner=principal.owner,
             max_attempts=config.max_attempts,
             max_queued=config.max_queued,
+            resolve=config.models.resolve,
         )
         await session.commit()
     except ModelNotFound as error:
@@ -152,12 +150,11 @@ async def create_job(
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     else:
-        if wait is None:
-            # After the commit, and after the response: if Redis is down the job still runs,
-            # once the reconciler sends its message.
-            background.add_task(_enqueue, config, accepted.job_id)
-        else:
-            await _enqueue(config, accepted.job_id)  # now: the response waits for the job
+        # After the commit. The response does not wait for it, unless it waits for the job:
+        # if Redis is down the job still runs, once the reconciler sends its message.
+        sent = config.messages.request()
+        if wait is not None:
+            await sent
         config.on_submitted(f"{view.model.name}@{view.model.version}")
     if wait is not None:
         view = await follower.hold(session, view, wait)
@@ -167,15 +164,6 @@ async def create_job(
     out = job_out(view, request, config.sign)
     response.headers["Location"] = out.urls.self
     return out
-
-
-async def _enqueue(config: JobsContext, job_id: uuid.UUID) -> None:
-    try:
-        await run_in_threadpool(config.queue.send)
-    except (OperationalError, OSError) as error:
-        logger.warning(
-            "job %s queued without a message (the reconciler sends it): %s", job_id, error
-        )
 
 
 @router.get(
