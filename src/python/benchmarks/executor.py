@@ -102,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         def one() -> float:
             with sessions() as session, session.begin():
                 submit(session, JOB, owner="bench", max_attempts=3)
-            claim = executor.claim_next()
-            assert claim is not None
             started = time.perf_counter()
-            if executor.run(claim).outcome != Outcome.SUCCEEDED:
-                raise SystemExit(f"bench: job {claim.job_id} did not succeed")
+            claimed = executor.claim_next()
+            assert claimed is not None
+            if executor.run(claimed).outcome != Outcome.SUCCEEDED:
+                raise SystemExit(f"bench: job {claimed.claim.job_id} did not succeed")
             return (time.perf_counter() - started) * 1000
 
         for _ in range(WARM_UP):

@@ -54,7 +54,7 @@ def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
     )
     row = session.execute(
         update(Job)
-        .where(Job.id == candidate, Job.status == JobStatus.QUEUED)
+        .where(Job.id == candidate, Job.status == JobStatus.QUEUED, Job.model_id == Model.id)
         .values(
             status=JobStatus.RUNNING,
             attempts=Job.attempts + 1,
@@ -62,16 +62,17 @@ def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
             lease_expires_at=func.now() + timedelta(seconds=lease_s),
             started_at=func.coalesce(Job.started_at, func.now()),
         )
-        .returning(Job.id, Job.attempts, Job.model_id, Job.input, Job.created_at)
+        .returning(
+            Job.id, Job.attempts, Job.input, Job.created_at, Model.name, Model.version, Model.runner
+        )
     ).one_or_none()
     if row is None:
         return None
-    model = session.get_one(Model, row.model_id)
     events.append(
         session, row.id, events.NewEvent("job.started", {"attempt": row.attempts, "worker": owner})
     )
-    reference = f"{model.name}@{model.version}"
-    return Claim(row.id, row.attempts, owner, reference, model.runner, row.input, row.created_at)
+    reference = f"{row.name}@{row.version}"
+    return Claim(row.id, row.attempts, owner, reference, row.runner, row.input, row.created_at)
 
 
 def hold(session: Session, claim: Claim) -> JobStatus | None:

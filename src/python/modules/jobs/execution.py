@@ -4,18 +4,19 @@ While the job runs, a lease keeper thread renews the lease every lease/3 and loo
 request every `poll_s`. The runner sees a cancel through its context (raise_if_canceled, sleep),
 and so does a holder that lost its job, which then writes nothing more.
 
-Every write of the holder goes through the job's journal, one transaction at a time, each
-starting with the fence (claims.hold). A step's end and the next step's start share one
-transaction, and so do the last step's end and the job's. Progress and log events are not worth
-a commit each: they wait in the journal and go out with the next write, at the latest with the
-keeper's next tick (`poll_s`), in the order they were reported (ADR 014).
+The claim's transaction also plans the job's steps and starts the first. Every later write of
+the holder goes through the job's journal, one transaction at a time, each starting with the
+fence (claims.hold). A step's end and the next step's start share one transaction, and so do the
+last step's end and the job's. Progress and log events and stored artifacts' records are not
+worth a commit each: they wait in the journal and go out with the next write, at the latest with
+the keeper's next tick (`poll_s`), in the order they were reported (ADR 014).
 """
 
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -90,13 +91,24 @@ class _Step:
     status: StepStatus
 
 
+@dataclass(frozen=True)
+class Started:
+    """A job claimed by this worker, its steps planned and the first of `todo` started, in the
+    claim's transaction. `planning_error`: the runner could not plan the job, which run() then
+    ends as it ends a failed step (the claim is committed, so the attempt counts)."""
+
+    claim: Claim
+    todo: Sequence[_Step]  # the steps an earlier attempt did not finish, in order
+    planning_error: Exception | None = None
+
+
 class _Lost(Exception):
     """The claim no longer holds the job: its holder must write nothing more."""
 
 
 class _Journal:
     """The holder's writes to its job, one transaction at a time (the lease keeper writes too),
-    and the runner's progress and log events waiting for the next one."""
+    and the runner's events and stored artifacts waiting for the next one."""
 
     def __init__(self, sessions: Callable[[], Session], claim: Claim) -> None:
         self._sessions = sessions
@@ -104,10 +116,19 @@ class _Journal:
         self._writing = threading.Lock()  # one transaction at a time, so seqs follow this order
         self._pending_lock = threading.Lock()
         self._pending: list[events.NewEvent] = []
+        self._pending_artifacts: list[tuple[uuid.UUID, artifacts.StoredArtifact]] = []
 
-    def add(self, event: events.NewEvent) -> None:
+    def add(
+        self,
+        event: events.NewEvent,
+        artifact: tuple[uuid.UUID, artifacts.StoredArtifact] | None = None,
+    ) -> None:
+        """An event for the next transaction, and the record of the artifact it announces (the
+        step's id, the object stored)."""
         with self._pending_lock:
             self._pending.append(event)
+            if artifact is not None:
+                self._pending_artifacts.append(artifact)
 
     def has_pending(self) -> bool:
         with self._pending_lock:
@@ -133,11 +154,15 @@ class _Journal:
                     raise _Lost
                 with self._pending_lock:
                     batch = list(self._pending)
+                    stored = list(self._pending_artifacts)
+                for step_id, artifact in stored:
+                    artifacts.record(session, self.claim.job_id, step_id, artifact)
                 events.append(session, self.claim.job_id, *batch)
                 yield session, status
             # Committed. Rolled back, they stay pending for the next transaction.
             with self._pending_lock:
                 del self._pending[: len(batch)]
+                del self._pending_artifacts[: len(stored)]
 
 
 class Executor:
@@ -162,38 +187,50 @@ class Executor:
         self._on_step_done = on_step_done
         self._shutdown = shutdown
 
-    def claim_next(self) -> Claim | None:
+    def claim_next(self) -> Started | None:
+        """Claim the best queued job, plan its steps and start the first, in one transaction;
+        None if no job is queued."""
         with self.sessions() as session, session.begin():
-            return claims.claim_next(session, self._owner, self._lease_s)
+            claim = claims.claim_next(session, self._owner, self._lease_s)
+            if claim is None:
+                return None
+            try:
+                names = self._runners(claim.runner).plan(claim.input)
+            except Exception as error:
+                return Started(claim, [], error)
+            todo = [
+                _Step(row.id, row.position, row.name, row.status)
+                for row in steps.plan(session, claim.job_id, names)
+                # Done by an earlier attempt: resume after it.
+                if row.status != StepStatus.SUCCEEDED
+            ]
+            if todo:
+                _start_step(session, claim, todo[0])
+            return Started(claim, todo)
 
-    def run(self, claim: Claim) -> Finished:
-        started = time.monotonic()
+    def run(self, started: Started) -> Finished:
+        began = time.monotonic()
+        claim = started.claim
         journal = _Journal(self.sessions, claim)
         keeper = _LeaseKeeper(journal, claim, self._lease_s, self._poll_s, self._shutdown)
         keeper.start()
         try:
-            outcome = self._run_steps(claim, journal, keeper)
+            outcome = self._run_steps(started, journal, keeper)
         finally:
             keeper.stop()
-        return Finished(claim, outcome, time.monotonic() - started)
+        return Finished(claim, outcome, time.monotonic() - began)
 
-    def _run_steps(self, claim: Claim, journal: _Journal, keeper: "_LeaseKeeper") -> Outcome:
-        current: _Step | None = None
+    def _run_steps(self, started: Started, journal: _Journal, keeper: "_LeaseKeeper") -> Outcome:
+        claim, todo = started.claim, started.todo
+        current: _Step | None = todo[0] if todo else None
         try:
+            if started.planning_error is not None:
+                raise started.planning_error
             runner = self._runners(claim.runner)
-            with journal.transaction() as (session, status):
-                todo = [
-                    _Step(row.id, row.position, row.name, row.status)
-                    for row in steps.plan(session, claim.job_id, runner.plan(claim.input))
-                    # Done by an earlier attempt: resume after it.
-                    if row.status != StepStatus.SUCCEEDED
-                ]
-                if not todo:
+            if not todo:
+                with journal.transaction() as (session, _):
                     claims.finish(session, claim, JobStatus.SUCCEEDED)
-                    return Outcome.SUCCEEDED
-                started = self._start(session, claim, todo[0], status, keeper)
-            if not started:
-                raise StepCanceled
+                return Outcome.SUCCEEDED
             for index, current in enumerate(todo):
                 step_started = time.monotonic()
                 runner.run_step(
@@ -212,10 +249,11 @@ class Executor:
                         # A cancel that arrives after the last step finished does not undo
                         # the result.
                         claims.finish(session, claim, JobStatus.SUCCEEDED)
+                        going_on = True
                     else:
-                        started = self._start(session, claim, following, status, keeper)
+                        going_on = self._start(session, claim, following, status, keeper)
                 self._on_step_done(claim, current.name, seconds)
-                if not started:
+                if not going_on:
                     current = None
                     raise StepCanceled
             return Outcome.SUCCEEDED
@@ -246,8 +284,7 @@ class Executor:
         shutting down (False)."""
         if status == JobStatus.CANCELING or keeper.shutting_down.is_set():
             return False
-        steps.start(session, step.id)
-        events.append(session, claim.job_id, _step_event(step, "step.started", {}))
+        _start_step(session, claim, step)
         return True
 
     def _end(
@@ -309,6 +346,11 @@ class Executor:
         )
 
 
+def _start_step(session: Session, claim: Claim, step: _Step) -> None:
+    steps.start(session, step.id)
+    events.append(session, claim.job_id, _step_event(step, "step.started", {}))
+
+
 def _step_event(step: _Step, kind: str, payload: JsonObject) -> events.NewEvent:
     body: JsonObject = {"step": step.name, "position": step.position, **payload}
     return events.NewEvent(kind, body, step.id)
@@ -357,15 +399,10 @@ class _Context:
             "size_bytes": stored.size_bytes,
             "sha256": stored.sha256,
         }
-        try:
-            with self._journal.transaction() as (session, _):
-                artifacts.record(session, self.job_id, self._step.id, stored)
-                events.append(
-                    session, self.job_id, _step_event(self._step, "artifact.stored", payload)
-                )
-        except _Lost:
-            self._keeper.lose()
-            raise StepCanceled from None
+        # Recorded with the step's end at the latest: a worker that dies first leaves an object
+        # without a record, which the job's next attempt overwrites (the key is the same).
+        event = _step_event(self._step, "artifact.stored", payload)
+        self._journal.add(event, (self._step.id, stored))
 
     def raise_if_canceled(self) -> None:
         if self._keeper.stop_requested.is_set():

@@ -4,6 +4,8 @@ import hashlib
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 from pydantic import AnyHttpUrl
@@ -16,6 +18,7 @@ from modules.jobs.execution import Executor, Outcome
 from modules.persistence.base import JsonValue
 from modules.persistence.models import Artifact, Job, Model, Step
 from modules.persistence.statuses import JobStatus, StepStatus
+from modules.runners.base import StepContext
 from modules.runners.registry import get_runner
 from modules.settings import Settings
 from modules.storage.s3 import S3ArtifactStore, ensure_bucket, make_s3_client
@@ -62,10 +65,10 @@ def test_a_job_runs_its_steps_and_stores_its_artifacts(
     sessions: sessionmaker[Session], model: Model, executor: Executor, store: S3ArtifactStore
 ) -> None:
     job_id = _submit(sessions)
-    claim = executor.claim_next()
-    assert claim is not None
-    assert claim.job_id == job_id
-    assert executor.run(claim).outcome == Outcome.SUCCEEDED
+    claimed = executor.claim_next()
+    assert claimed is not None
+    assert claimed.claim.job_id == job_id
+    assert executor.run(claimed).outcome == Outcome.SUCCEEDED
 
     job, steps, artifacts = _job(sessions, job_id)
     assert (job.status, job.attempts, job.lease_owner, job.error) == ("succeeded", 1, None, None)
@@ -90,11 +93,12 @@ def test_a_job_runs_its_steps_and_stores_its_artifacts(
     ]
 
 
-def test_a_job_commits_a_transaction_per_step_and_artifact_not_per_event(
+def test_a_job_commits_a_transaction_per_step_not_per_event_or_artifact(
     engine: Engine, sessions: sessionmaker[Session], model: Model, store: S3ArtifactStore
 ) -> None:
-    """Progress and log events go out with the step's end; a step's end and the next one's start
-    share a transaction, and so do the last step's and the job's end."""
+    """Progress and log events and artifacts' records go out with the step's end; the claim
+    plans and starts the first step; a step's end and the next one's start share a transaction,
+    and so do the last step's and the job's end."""
     # A lease keeper that never ticks during the job: only the executor's own transactions.
     executor = Executor(sessions, store, get_runner, owner="test-worker", lease_s=90, poll_s=30)
     _submit(sessions)
@@ -105,22 +109,23 @@ def test_a_job_commits_a_transaction_per_step_and_artifact_not_per_event(
 
     listen(engine, "commit", count)
     try:
-        claim = executor.claim_next()
-        assert claim is not None
-        assert executor.run(claim).outcome == Outcome.SUCCEEDED
+        claimed = executor.claim_next()
+        assert claimed is not None
+        assert executor.run(claimed).outcome == Outcome.SUCCEEDED
     finally:
         remove(engine, "commit", count)
-    # claim; plan + start 1; end 1 + start 2; artifact; end 2 + start 3; artifact; end 3 + job.
-    assert len(commits) == 7
+    # claim + plan + start 1; end 1 + start 2; end 2 (its artifact) + start 3; end 3 (its
+    # artifact) + the job.
+    assert len(commits) == 4
 
 
 def test_progress_reported_during_a_long_step_is_visible_before_the_step_ends(
     sessions: sessionmaker[Session], model: Model, executor: Executor
 ) -> None:
     job_id = _submit(sessions, step_duration_s=2)
-    claim = executor.claim_next()
-    assert claim is not None
-    runner = threading.Thread(target=executor.run, args=(claim,))
+    claimed = executor.claim_next()
+    assert claimed is not None
+    runner = threading.Thread(target=executor.run, args=(claimed,))
     runner.start()
     try:
         # The lease keeper writes pending progress every poll_s (0.1 s here).
@@ -137,8 +142,8 @@ def test_a_running_job_is_canceled_by_its_worker(
     sessions: sessionmaker[Session], model: Model, executor: Executor
 ) -> None:
     job_id = _submit(sessions, step_duration_s=30)
-    claim = executor.claim_next()
-    assert claim is not None
+    claimed = executor.claim_next()
+    assert claimed is not None
 
     def cancel_when_running() -> None:
         while _job(sessions, job_id)[1] == [] or _job(sessions, job_id)[1][0].status != "running":
@@ -148,7 +153,7 @@ def test_a_running_job_is_canceled_by_its_worker(
 
     canceler = threading.Thread(target=cancel_when_running)
     canceler.start()
-    finished = executor.run(claim)
+    finished = executor.run(claimed)
     canceler.join()
     assert finished.outcome == Outcome.CANCELED
     job, steps, _ = _job(sessions, job_id)
@@ -162,9 +167,9 @@ def test_a_failing_step_fails_the_job_with_its_error(
     sessions: sessionmaker[Session], model: Model, executor: Executor
 ) -> None:
     job_id = _submit(sessions, fail_at_step=1)
-    claim = executor.claim_next()
-    assert claim is not None
-    assert executor.run(claim).outcome == Outcome.FAILED
+    claimed = executor.claim_next()
+    assert claimed is not None
+    assert executor.run(claimed).outcome == Outcome.FAILED
     job, steps, _ = _job(sessions, job_id)
     assert job.status == JobStatus.FAILED
     assert job.error is not None
@@ -194,10 +199,10 @@ def test_a_job_taken_back_from_a_stalled_worker_resumes_at_its_first_unfinished_
     assert outcome == [Outcome.LOST]
 
     other = Executor(sessions, store, get_runner, owner="other", lease_s=3, poll_s=0.1)
-    claim = other.claim_next()
-    assert claim is not None
-    assert claim.attempt == 2
-    assert other.run(claim).outcome == Outcome.SUCCEEDED
+    claimed = other.claim_next()
+    assert claimed is not None
+    assert claimed.claim.attempt == 2
+    assert other.run(claimed).outcome == Outcome.SUCCEEDED
     job, steps, artifacts = _job(sessions, job_id)
     assert job.status == JobStatus.SUCCEEDED
     assert steps[0].attempts == 1  # not run again
@@ -210,9 +215,9 @@ def test_a_storage_outage_gives_the_job_back_for_another_attempt(
     dead = make_s3_client(Settings(s3_endpoint_url=AnyHttpUrl("http://127.0.0.1:9")), timeout_s=1)
     executor = Executor(sessions, S3ArtifactStore(dead, BUCKET), get_runner, owner="w", lease_s=3)
     job_id = _submit(sessions)
-    claim = executor.claim_next()
-    assert claim is not None
-    assert executor.run(claim).outcome == Outcome.RELEASED
+    claimed = executor.claim_next()
+    assert claimed is not None
+    assert executor.run(claimed).outcome == Outcome.RELEASED
     job, steps, _ = _job(sessions, job_id)
     assert (job.status, job.attempts, job.lease_owner) == (JobStatus.QUEUED, 1, None)
     assert steps[1].status == StepStatus.FAILED
@@ -236,11 +241,11 @@ def test_a_job_running_at_shutdown_goes_back_to_the_queue_at_once(
         sessions, store, get_runner, owner="test-worker", lease_s=30, poll_s=0.1, shutdown=shutdown
     )
     job_id = _submit(sessions, step_duration_s=2)
-    claim = executor.claim_next()
-    assert claim is not None
+    claimed = executor.claim_next()
+    assert claimed is not None
     threading.Timer(0.5, shutdown.set).start()
     started = time.monotonic()
-    assert executor.run(claim).outcome == Outcome.RELEASED
+    assert executor.run(claimed).outcome == Outcome.RELEASED
     assert time.monotonic() - started < 1.5
 
     job, steps, _ = _job(sessions, job_id)
@@ -252,3 +257,28 @@ def test_a_job_running_at_shutdown_goes_back_to_the_queue_at_once(
         ("describe", "queued"),
     ]
     assert _types(sessions, job_id)[-2:] == ["step.canceled", "job.requeued"]
+
+
+class _UnplannableRunner:
+    def plan(self, input: Mapping[str, Any]) -> Sequence[str]:
+        raise RuntimeError("no plan for this input")
+
+    def run_step(self, step: str, input: Mapping[str, Any], context: StepContext) -> None:
+        raise AssertionError("a job without a plan runs no step")
+
+
+def test_a_runner_that_cannot_plan_gives_the_job_back_with_the_attempt_used(
+    sessions: sessionmaker[Session], model: Model, store: S3ArtifactStore
+) -> None:
+    """Planning happens in the claim's transaction: its failure must not undo the claim (the
+    attempt counts, so a job that can never be planned ends attempts_exhausted)."""
+    runner = _UnplannableRunner()
+    executor = Executor(sessions, store, lambda name: runner, owner="w", lease_s=3, poll_s=0.1)
+    job_id = _submit(sessions)
+    claimed = executor.claim_next()
+    assert claimed is not None
+    assert isinstance(claimed.planning_error, RuntimeError)
+    assert executor.run(claimed).outcome == Outcome.RELEASED
+    job, steps, _ = _job(sessions, job_id)
+    assert (job.status, job.attempts, job.lease_owner, steps) == (JobStatus.QUEUED, 1, None, [])
+    assert _types(sessions, job_id) == ["job.queued", "job.started", "job.requeued"]

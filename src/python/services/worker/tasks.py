@@ -29,12 +29,13 @@ def run_job(self: Task[[], None]) -> None:
     if jobs.STOPPING.is_set():
         return  # the worker is shutting down; the reconciler resends a message for the job
     executor = jobs.executor()
-    claim = executor.claim_next()
-    if claim is None:
+    started = executor.claim_next()
+    if started is None:
         return
+    claim = started.claim
     logger.info("job %s: attempt %d of %s", claim.job_id, claim.attempt, claim.model)
     with job_metrics.job_in_flight(self.request.hostname or "unknown"):
-        finished = executor.run(claim)
+        finished = executor.run(started)
     if finished.outcome in {Outcome.SUCCEEDED, Outcome.FAILED, Outcome.CANCELED}:
         since_submission = (datetime.now(UTC) - claim.submitted_at).total_seconds()
         job_metrics.observe_job_finished(claim.model, JobStatus(finished.outcome), since_submission)
