@@ -1,15 +1,22 @@
-"""Forge's api as `forge-api serve` runs it, with `authenticate` answering for the benchmark's
-owner without a key: next to the real api in `make bench-jobs`, what verifying API keys costs.
+"""Forge's api as `forge-api serve` runs it, with `authenticate` answering, without a key,
+for the owner the request names in X-Bench-Owner (the benchmark's submitters take turns): next to
+the real api in `make bench-jobs`, what verifying API keys costs.
 
 Run: `python -m benchmarks.forge_without_auth` with the api's FORGE_* settings."""
 
-from benchmarks.bare_apps import OWNER
+from fastapi import Header
+
 from modules.auth.keys import Principal
 from services.api.app import app
 from services.api.auth import authenticate
 from services.api.main import serve
 
-app.dependency_overrides[authenticate] = lambda: Principal(owner=OWNER, key_prefix="none")
+
+def _named_owner(x_bench_owner: str = Header()) -> Principal:
+    return Principal(owner=x_bench_owner, key_prefix="none")
+
+
+app.dependency_overrides[authenticate] = _named_owner
 
 if __name__ == "__main__":
     raise SystemExit(serve("benchmarks.forge_without_auth:app"))

@@ -3,12 +3,14 @@
 - submission: POST /v1/jobs (one uvicorn process, wrk as in `make bench-api`) vs a bare FastAPI
   endpoint inserting the same `jobs` row with the same driver and pool (bare_apps.jobs_app), and
   vs the same api without authentication (benchmarks.forge_without_auth), measured by turns;
-- end-to-end latency of a zero-duration stub job, submit -> succeeded, seen by a client on the
-  job's event stream (modules.client), vs a bare Celery task round trip (apply_async + result)
-  on the same Redis;
+- end-to-end latency of the smallest job (`echo@1`: one step, one small artifact), submit ->
+  succeeded, seen by a client on the job's event stream (modules.client), vs a bare Celery task
+  round trip (apply_async + result) on the same Redis; and, for reference, of a stub job
+  (`stub-icon@1`: 3 steps, 2 PNG/JSON artifacts, progress and log events);
 - throughput: jobs drained by the worker (2 prefork processes) vs bare Celery no-op tasks with
-  the same concurrency. The jobs are inserted in one transaction, then this process sends one
-  run message per job, as the api does (no reconciler runs);
+  the same concurrency, echo jobs and (once, for reference) stub jobs. The jobs are inserted in
+  one transaction, then this process sends one run message per job, as the api does (no
+  reconciler runs);
 - scale: submission, GET /v1/jobs/{id}, the listing's first page and one reconciler pass with
   0, 100k and 1M finished jobs (two events each) in the database;
 - memory: RSS of the api and of each worker process, idle and after each of three runs.
@@ -69,9 +71,16 @@ LATENCY_GOAL = 5.0  # x the bare Celery round trip's p50, at most
 THROUGHPUT_GOAL = 0.25  # x bare Celery tasks/s, at least
 RSS_GOAL_MB = 150
 GROWTH_MB = 5  # "no growth": the last run's RSS at most this far above the first run's
-MODEL = "stub-icon@1"
-JOB_INPUT: JsonObject = {"prompt": "a red square", "width": 32, "height": 32}  # step_duration_s 0
+MODEL = "echo@1"
+JOB_INPUT: JsonObject = {"message": "a red square"}
+# For reference: a job with a model's shape (step_duration_s 0).
+STUB_MODEL = "stub-icon@1"
+STUB_INPUT: JsonObject = {"prompt": "a red square", "width": 32, "height": 32}
 RUNS = 3
+# Owners the submission runs take turns with: tens of thousands of jobs stay queued (no worker
+# runs then), under 100 an owner.
+SUBMITTERS = 500
+LIST_PAGE = 20  # GET /v1/jobs's default limit
 FILL_BATCH = 100_000
 
 
@@ -111,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         "FORGE_RESULT_BACKEND_URL": f"{base}/5",
         "FORGE_S3_BUCKET": "forge-bench",
         "FORGE_WORKER_CONCURRENCY": "2",
-        # The submission runs queue tens of thousands of jobs, all of one owner.
-        "FORGE_JOB_MAX_QUEUED_PER_OWNER": "1000000",
+        # The queue cap is the default (FORGE_JOB_MAX_QUEUED_PER_OWNER, 100): the submission
+        # runs spread their jobs over SUBMITTERS owners, none of which reaches it.
     }
     bare_env = {"BENCH_CELERY_BROKER_URL": f"{base}/6", "BENCH_CELERY_RESULT_URL": f"{base}/7"}
     os.environ.update(bare_env)
@@ -129,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         with Session(engine) as session, session.begin():
             sync(session)
             key = keys.create(session, name="bench", owner=OWNER).key
-        bench = Bench(args, settings, engine, key)
+            submitters = {
+                f"{OWNER}-{n}": keys.create(session, name="bench", owner=f"{OWNER}-{n}").key
+                for n in range(SUBMITTERS)
+            }
+        bench = Bench(args, settings, engine, key, submitters)
         with tempfile.TemporaryDirectory() as scratch:
             bench.run(Path(scratch), env, scale)
         engine.dispose()
@@ -139,11 +152,16 @@ def main(argv: list[str] | None = None) -> int:
 
 class Bench:
     def __init__(
-        self, args: argparse.Namespace, settings: Settings, engine: Engine, key: str
+        self,
+        args: argparse.Namespace,
+        settings: Settings,
+        engine: Engine,
+        key: str,
+        submitters: dict[str, str],
     ) -> None:
         self.args = args
         self.key = key
-        self.auth = {"Authorization": f"Bearer {key}"}
+        self.submitters = submitters
         self.settings = settings
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
@@ -151,22 +169,19 @@ class Bench:
         self.queue = TokenQueue(make_celery("forge-bench", str(settings.broker_url)))
         self.submit: list[Result] = []
         self.without_auth: list[Result] = []
-        self.latency: list[Latency] = []
-        self.throughput: list[tuple[str, int, float]] = []  # (name, count, seconds)
+        self.latency: list[Latency] = []  # echo, stub, bare
+        self.throughput: list[tuple[str, int, float]] = (
+            []
+        )  # (name, count, seconds): echo x RUNS, stub, bare
         self.scale: dict[int, list[float]] = {}
         self.rss: dict[str, list[tuple[str, float]]] = {}
 
     def run(self, scratch: Path, env: dict[str, str], scale: list[int]) -> None:
         args = self.args
         script = scratch / "post.lua"
-        body = json.dumps({"model": MODEL, "input": JOB_INPUT})
-        authorized = f'wrk.headers["Authorization"] = "{self.auth["Authorization"]}"\n'
-        script.write_text(
-            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-            'wrk.headers["Content-Type"] = "application/json"\n' + authorized
-        )
+        script.write_text(_post_script(self.submitters))
         self.get_script = scratch / "get.lua"
-        self.get_script.write_text(authorized)
+        self.get_script.write_text(f'wrk.headers["Authorization"] = "Bearer {self.key}"\n')
         forge = [sys.executable, "-m", "services.api.main"]
         without_auth = [sys.executable, "-m", "benchmarks.forge_without_auth"]
         with server_process(forge, UVICORN_LISTENING, **env) as (api_process, api_url):
@@ -198,13 +213,15 @@ class Bench:
                 pids = self._worker_pids(worker.process.pid)
                 for name, pid in pids.items():
                     self._rss(name, "idle", pid)
-                self.latency.append(self._forge_latency(api_url))
-                self._rss("api", "after the latency run", api)
+                self.latency.append(self._forge_latency(api_url, MODEL, JOB_INPUT))
+                self.latency.append(self._forge_latency(api_url, STUB_MODEL, STUB_INPUT))
+                self._rss("api", "after the latency runs", api)
                 self._clear_jobs()
                 for run in range(1, RUNS + 1):
-                    self.throughput.append(self._forge_throughput(run))
+                    self.throughput.append(self._forge_throughput(f"run {run}", MODEL, JOB_INPUT))
                     for name, pid in pids.items():
                         self._rss(name, f"after throughput run {run}", pid)
+                self.throughput.append(self._forge_throughput("once", STUB_MODEL, STUB_INPUT))
                 worker.stop()
             finally:
                 worker.process.kill()
@@ -219,20 +236,20 @@ class Bench:
             self.latency.append(self._bare_latency())
             self.throughput.append(self._bare_throughput())
 
-    def _forge_latency(self, api_url: str) -> Latency:
+    def _forge_latency(self, api_url: str, model: str, input: JsonObject) -> Latency:
         count = self.args.round_trips
-        _progress(f"forge submit -> succeeded, seen on the job's event stream: {count} jobs")
+        _progress(f"forge {model} submit -> succeeded, on the event stream: {count} jobs")
         samples = []
         with ForgeClient(api_url, api_key=self.key, timeout=30) as client:
             for index in range(count + 5):  # the first 5 warm up
                 started = time.perf_counter()
-                job = client.submit(MODEL, JOB_INPUT)
+                job = client.submit(model, input)
                 seen = [event.type for event in client.stream_events(job.id)]
                 if seen[-1:] != ["job.succeeded"]:
                     raise SystemExit(f"bench: job {job.id} ended with {seen[-1:]}")
                 if index >= 5:
                     samples.append(time.perf_counter() - started)
-        return _latency("forge job, event stream", samples)
+        return _latency(f"forge {model}", samples)
 
     def _bare_latency(self) -> Latency:
         count = self.args.round_trips
@@ -245,12 +262,12 @@ class Bench:
                 samples.append(time.perf_counter() - started)
         return _latency("bare Celery round trip", samples)
 
-    def _forge_throughput(self, run: int) -> tuple[str, int, float]:
+    def _forge_throughput(self, run: str, model: str, input: JsonObject) -> tuple[str, int, float]:
         count = self.args.jobs
-        _progress(f"forge throughput run {run}: {count} jobs")
+        _progress(f"forge throughput, {model} {run}: {count} jobs")
         with self.sessions() as session, session.begin():
             for _ in range(count):
-                submit(session, Submission(MODEL, JOB_INPUT), owner=OWNER, max_attempts=3)
+                submit(session, Submission(model, input), owner=OWNER, max_attempts=3)
         started = time.perf_counter()
         self.queue.send(count)
         while self._count(Job.status.in_(ACTIVE_JOB_STATUSES)):
@@ -259,7 +276,7 @@ class Bench:
         if failed := self._count(Job.status != JobStatus.SUCCEEDED):
             raise SystemExit(f"bench: {failed} jobs did not succeed")
         self._clear_jobs()
-        return f"forge jobs, run {run}", count, elapsed
+        return f"forge {model} {run}", count, elapsed
 
     def _bare_throughput(self) -> tuple[str, int, float]:
         count = self.args.tasks
@@ -275,8 +292,15 @@ class Bench:
         seconds, connections = max(self.args.seconds // 2, 1), self.args.connections
         _progress(f"scale, {rows} finished jobs: POST, GET, list, reconcile ({seconds} s each)")
         posted = wrk(f"{api_url}/v1/jobs", seconds, connections, script)
+        # The benchmark's own owner holds the finished jobs; a page of queued ones on top is
+        # what GET and the listing's first page read, in front of `rows` older ones.
+        with self.sessions() as session, session.begin():
+            for _ in range(LIST_PAGE):
+                submit(session, Submission(MODEL, JOB_INPUT), owner=OWNER, max_attempts=3)
         with self.sessions() as session:
-            newest = session.scalar(select(Job.id).order_by(Job.created_at.desc()).limit(1))
+            newest = session.scalar(
+                select(Job.id).where(Job.owner == OWNER).order_by(Job.created_at.desc()).limit(1)
+            )
         got = wrk(f"{api_url}/v1/jobs/{newest}", seconds, connections, self.get_script)
         listed = wrk(f"{api_url}/v1/jobs", seconds, connections, self.get_script)
         passes = []
@@ -338,7 +362,8 @@ class Bench:
         args = self.args
         print(
             f"wrk: 1 thread, {args.connections} connections, {args.seconds} s per row after a "
-            f"2 s warm-up; job: {MODEL} {json.dumps(JOB_INPUT)} (3 steps, 2 artifacts)"
+            f"2 s warm-up; job: {MODEL} {json.dumps(JOB_INPUT)} (1 step, 1 artifact); for "
+            f"reference {STUB_MODEL} {json.dumps(STUB_INPUT)} (3 steps, 2 artifacts)"
         )
         print(f"\n{'submission':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>10}")
         bare = self.submit[-1]
@@ -400,7 +425,7 @@ class Bench:
             f"the <= {LATENCY_GOAL:g}x goal",
         )
         bare_rate = self.throughput[-1][1] / self.throughput[-1][2]
-        forge_rate = statistics.median(count / s for _, count, s in self.throughput[:-1])
+        forge_rate = statistics.median(count / s for _, count, s in self.throughput[:RUNS])
         ratio = forge_rate / bare_rate
         _verdict(
             ratio >= THROUGHPUT_GOAL,
@@ -417,6 +442,26 @@ class Bench:
                 f"{peak:.0f} MB, {growth:+.0f} MB from the first run to the last",
                 f"the < {RSS_GOAL_MB} MB, no growth (<= {GROWTH_MB} MB) goal",
             )
+
+
+def _post_script(submitters: dict[str, str]) -> str:
+    """wrk's Lua: POST /v1/jobs, each request as the next of the submitters (owner -> key), in
+    turn. The owner also goes in X-Bench-Owner, for the api without authentication."""
+    body = json.dumps({"model": MODEL, "input": JOB_INPUT})
+    owners = ", ".join(f'{{"{owner}", "{key}"}}' for owner, key in submitters.items())
+    return f"""
+wrk.method = "POST"
+wrk.body = {json.dumps(body)}
+wrk.headers["Content-Type"] = "application/json"
+local submitters = {{{owners}}}
+local turn = 0
+request = function()
+  turn = turn % #submitters + 1
+  wrk.headers["Authorization"] = "Bearer " .. submitters[turn][2]
+  wrk.headers["X-Bench-Owner"] = submitters[turn][1]
+  return wrk.format()
+end
+"""
 
 
 # Finished jobs $first..$last, one second apart, older than now; two events each.

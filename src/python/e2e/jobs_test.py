@@ -89,6 +89,28 @@ def test_a_job_runs_and_its_png_downloads_through_the_presigned_url(
         assert resumed == events[3:]
 
 
+def test_the_echo_model_stores_its_input_as_output_json(forge_stack: ForgeStack) -> None:
+    """The smallest job: one step, one artifact, events in order from queued to succeeded."""
+    with forge_stack.client() as client:
+        job = forge_stack.submit(client, "echo@1", message="héllo, forge")
+        done = forge_stack.wait_for_job(client, job["id"])
+        assert (done["status"], done["attempts"]) == ("succeeded", 1), done
+        assert [(step["name"], step["status"]) for step in done["steps"]] == [("echo", "succeeded")]
+        [output] = done["output"]
+        assert (output["name"], output["content_type"]) == ("output.json", "application/json")
+        body = httpx.get(output["url"], timeout=30).raise_for_status().content
+        assert body == '{"message":"héllo, forge"}'.encode()
+        assert hashlib.sha256(body).hexdigest() == output["sha256"]
+        assert [event["type"] for event in forge_stack.events(client, job["id"])] == [
+            "job.queued",
+            "job.started",
+            "step.started",
+            "artifact.stored",
+            "step.succeeded",
+            "job.succeeded",
+        ]
+
+
 def test_a_queued_job_is_canceled_at_once_and_a_running_one_once_its_worker_stops(
     forge_stack: ForgeStack,
 ) -> None:

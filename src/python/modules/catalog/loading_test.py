@@ -12,6 +12,7 @@ from modules.runners.registry import get_runner
 from modules.testing.step_context import run_plan
 
 MODELS = {model.ref: model for model in load_catalog()}
+STUBS = sorted(ref for ref, model in MODELS.items() if model.runner == "stub")
 
 
 def test_the_catalog_offers_the_stub_models() -> None:
@@ -19,17 +20,26 @@ def test_the_catalog_offers_the_stub_models() -> None:
         "stub-image@1": ("text-to-image", "stub"),
         "stub-image@2": ("text-to-image", "stub"),  # @1 and crash_at_step
         "stub-icon@1": ("text-to-icon", "stub"),
+        "echo@1": ("echo", "echo"),
     }
     assert all(model.description for model in MODELS.values())
 
 
-@pytest.mark.parametrize("ref", sorted(MODELS))
-def test_defaults_and_a_prompt_run_on_the_models_runner(ref: str) -> None:
+@pytest.mark.parametrize(
+    ("ref", "input", "artifacts"),
+    [
+        *[(ref, {"prompt": "a red kite"}, {"image.png", "manifest.json"}) for ref in STUBS],
+        ("echo@1", {"message": "hello"}, {"output.json"}),
+    ],
+)
+def test_defaults_and_the_required_input_run_on_the_models_runner(
+    ref: str, input: dict[str, Any], artifacts: set[str]
+) -> None:
     model = MODELS[ref]
-    input = {**model.default_parameters, "prompt": "a red kite"}
-    Draft202012Validator(model.input_schema).validate(input)
-    context = run_plan(get_runner(model.runner), input)
-    assert context.artifacts.keys() == {"image.png", "manifest.json"}
+    effective = {**model.default_parameters, **input}
+    Draft202012Validator(model.input_schema).validate(effective)
+    context = run_plan(get_runner(model.runner), effective)
+    assert context.artifacts.keys() == artifacts
 
 
 @pytest.mark.parametrize(
@@ -48,6 +58,9 @@ def test_defaults_and_a_prompt_run_on_the_models_runner(ref: str) -> None:
         ("stub-icon@1", {"prompt": "x", "width": 257}),
         ("stub-image@1", {"prompt": "x", "crash_at_step": 0}),
         ("stub-image@2", {"prompt": "x", "crash_at_step": 11}),
+        ("echo@1", {}),
+        ("echo@1", {"message": "x" * 10001}),
+        ("echo@1", {"message": "x", "prompt": "x"}),
     ],
 )
 def test_the_schemas_refuse_out_of_bounds_input(ref: str, input: dict[str, Any]) -> None:
@@ -103,7 +116,7 @@ def catalog_with(**changes: Any) -> str:
         ),
         (
             catalog_with(runner="diffusion"),
-            "stub-image@1: unknown runner 'diffusion' (known: stub)",
+            "stub-image@1: unknown runner 'diffusion' (known: echo, stub)",
         ),
         (
             json.dumps([asdict(MODELS["stub-image@1"])] * 2),

@@ -19,16 +19,18 @@ def stored(session: Session) -> dict[str, Model]:
 
 def test_a_second_sync_inserts_nothing(sync_session: Session) -> None:
     first = sync(sync_session)
-    assert (len(first.inserted), len(first.unchanged)) == (3, 0)
-    assert str(first) == "3 inserted (stub-image@1, stub-icon@1, stub-image@2), 0 unchanged"
+    assert (len(first.inserted), len(first.unchanged)) == (4, 0)
+    assert str(first) == (
+        "4 inserted (stub-image@1, stub-icon@1, stub-image@2, echo@1), 0 unchanged"
+    )
     second = sync(sync_session)
     assert (second.inserted, second.unchanged) == (
         (),
-        ("stub-image@1", "stub-icon@1", "stub-image@2"),
+        ("stub-image@1", "stub-icon@1", "stub-image@2", "echo@1"),
     )
 
     rows = stored(sync_session)
-    assert rows.keys() == {"stub-image@1", "stub-icon@1", "stub-image@2"}
+    assert rows.keys() == {"stub-image@1", "stub-icon@1", "stub-image@2", "echo@1"}
     for model in CATALOG:
         row = rows[model.ref]
         assert (row.task, row.runner, row.description) == (
@@ -44,7 +46,7 @@ def test_a_second_sync_inserts_nothing(sync_session: Session) -> None:
 
 def test_an_edited_version_is_refused_and_nothing_is_written(sync_session: Session) -> None:
     sync(sync_session)
-    image, icon, _ = CATALOG
+    image, icon, *_ = CATALOG
     bigger = {**image.input_schema, "title": "bigger"}
     edited = dataclasses.replace(image, input_schema=bigger)
     new = dataclasses.replace(icon, version="2")
@@ -81,9 +83,9 @@ def test_a_new_version_is_inserted_beside_the_old(sync_session: Session) -> None
     summary = sync(sync_session, [*CATALOG, image_3])
     assert (summary.inserted, summary.unchanged) == (
         ("stub-image@3",),
-        ("stub-image@1", "stub-icon@1", "stub-image@2"),
+        ("stub-image@1", "stub-icon@1", "stub-image@2", "echo@1"),
     )
     rows = stored(sync_session)
-    assert rows.keys() == {"stub-image@1", "stub-image@2", "stub-image@3", "stub-icon@1"}
+    assert rows.keys() == {"stub-image@1", "stub-image@2", "stub-image@3", "stub-icon@1", "echo@1"}
     assert rows["stub-image@3"].input_schema == wider
     assert rows["stub-image@1"].input_schema == image.input_schema

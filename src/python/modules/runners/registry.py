@@ -4,10 +4,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from modules.runners.base import Runner
+from modules.runners.echo import EchoRunner
 from modules.runners.stub import StubRunner
 
 # Runners hold no state between steps (see base.py), so one instance serves every job.
-RUNNERS: Mapping[str, Runner] = MappingProxyType({"stub": StubRunner()})
+RUNNERS: Mapping[str, Runner] = MappingProxyType({"stub": StubRunner(), "echo": EchoRunner()})
 
 
 class UnknownRunner(KeyError):

@@ -229,9 +229,9 @@ def test_sync_models_inserts_once_and_refuses_an_edited_version(models_database_
     first, second = sync_models(**env), sync_models(**env)
     assert (first.returncode, second.returncode) == (0, 0)
     assert [line["msg"] for line in log_lines(first.stderr)] == [
-        "models: 3 inserted (stub-image@1, stub-icon@1, stub-image@2), 0 unchanged"
+        "models: 4 inserted (stub-image@1, stub-icon@1, stub-image@2, echo@1), 0 unchanged"
     ]
-    assert [line["msg"] for line in log_lines(second.stderr)] == ["models: 0 inserted, 3 unchanged"]
+    assert [line["msg"] for line in log_lines(second.stderr)] == ["models: 0 inserted, 4 unchanged"]
     assert {line["service"] for line in log_lines(first.stderr)} == {"sync-models"}
 
     with psycopg.connect(libpq_url(models_database_url)) as conn:
