@@ -1,5 +1,6 @@
-"""The executor alone: what running one zero-duration stub job costs the worker, without Celery,
-Redis or the api in the way. Runs --jobs `stub-icon@1` jobs one after another through
+"""The executor alone: what running one zero-duration job costs the worker, without Celery,
+Redis or the api in the way. Runs --jobs jobs of --model (`stub-icon@1`: 3 steps, 2 artifacts;
+`echo@1`: 1 step, 1 artifact) one after another through
 `Executor.run` in this process (PostgreSQL, and an S3 server over HTTP) and prints the time per
 job (p50, mean), the commits and statements each job made (the submission's included) with the
 statements' time as the driver saw it, and its S3 uploads with their time: what is left of a
@@ -30,7 +31,10 @@ from modules.storage.s3 import S3ArtifactStore, ensure_bucket, make_s3_client
 from modules.testing import s3_server
 from modules.testing.databases import recreate_database
 
-JOB = Submission("stub-icon@1", {"prompt": "a red square", "width": 32, "height": 32})
+JOBS = {
+    "stub-icon@1": Submission("stub-icon@1", {"prompt": "a red square", "width": 32, "height": 32}),
+    "echo@1": Submission("echo@1", {"message": "a red square"}),
+}
 WARM_UP = 3
 
 
@@ -79,6 +83,7 @@ class TimedStore:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=50, help="jobs measured (50)")
+    parser.add_argument("--model", choices=sorted(JOBS), default="stub-icon@1")
     options.add_database_url(parser, "forge_bench_executor")
     args = parser.parse_args(argv)
     database_url = recreate_database(args.database_url, "forge_bench_executor")
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def one() -> float:
             with sessions() as session, session.begin():
-                submit(session, JOB, owner="bench", max_attempts=3)
+                submit(session, JOBS[args.model], owner="bench", max_attempts=3)
             started = time.perf_counter()
             claimed = executor.claim_next()
             assert claimed is not None
@@ -116,13 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
     jobs = args.jobs
     print(
-        f"{jobs} stub-icon@1 jobs through Executor.run: p50 {statistics.median(samples):.1f}"
+        f"{jobs} {args.model} jobs through Executor.run: p50 {statistics.median(samples):.1f}"
         f" ms, mean {statistics.mean(samples):.1f} ms; per job (submission included) "
         f"{tally.commits / jobs:.1f} commits, {tally.statements / jobs:.1f} statements taking "
         f"{tally.sql_s / jobs * 1000:.1f} ms, {tally.uploads / jobs:.1f} S3 uploads taking "
         f"{tally.upload_s / jobs * 1000:.1f} ms"
     )
-    print(f"Reproduce: ./pants run src/python/benchmarks:executor -- --jobs {args.jobs}")
+    print(
+        "Reproduce: ./pants run src/python/benchmarks:executor -- "
+        f"--jobs {args.jobs} --model {args.model}"
+    )
     return 0
 
 

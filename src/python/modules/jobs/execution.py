@@ -144,9 +144,9 @@ class _Journal:
         return status
 
     @contextmanager
-    def transaction(self) -> Iterator[tuple[Session, JobStatus]]:
-        """A transaction holding the job's row, with the pending events written first; yields
-        the job's status (running, or canceling). Raises _Lost if the claim lost the job."""
+    def transaction(self) -> Iterator["_Writes"]:
+        """A transaction holding the job's row, the pending artifacts recorded and the pending
+        events first in its batch. Raises _Lost if the claim lost the job."""
         with self._writing, self._sessions() as session:
             with session.begin():
                 status = claims.hold(session, self.claim)
@@ -157,12 +157,34 @@ class _Journal:
                     stored = list(self._pending_artifacts)
                 for step_id, artifact in stored:
                     artifacts.record(session, self.claim.job_id, step_id, artifact)
-                events.append(session, self.claim.job_id, *batch)
-                yield session, status
+                writes = _Writes(session, self.claim.job_id, status, batch)
+                yield writes
+                writes.flush()
             # Committed. Rolled back, they stay pending for the next transaction.
             with self._pending_lock:
                 del self._pending[: len(batch)]
                 del self._pending_artifacts[: len(stored)]
+
+
+class _Writes:
+    """One journal transaction: its session, the job's status (running, or canceling), and the
+    events it appends, written in one statement when it ends or is flushed."""
+
+    def __init__(
+        self, session: Session, job_id: uuid.UUID, status: JobStatus, pending: list[events.NewEvent]
+    ) -> None:
+        self.session = session
+        self.status = status
+        self._job_id = job_id
+        self._events = list(pending)
+
+    def event(self, event: events.NewEvent) -> None:
+        self._events.append(event)
+
+    def flush(self) -> None:
+        """Append the events so far now: before a statement that appends one of its own."""
+        events.append(self.session, self._job_id, *self._events)
+        self._events.clear()
 
 
 class Executor:
@@ -205,7 +227,8 @@ class Executor:
                 if row.status != StepStatus.SUCCEEDED
             ]
             if todo:
-                _start_step(session, claim, todo[0])
+                steps.start(session, todo[0].id)
+                events.append(session, claim.job_id, _step_event(todo[0], "step.started", {}))
             return Started(claim, todo)
 
     def run(self, started: Started) -> Finished:
@@ -228,8 +251,9 @@ class Executor:
                 raise started.planning_error
             runner = self._runners(claim.runner)
             if not todo:
-                with journal.transaction() as (session, _):
-                    claims.finish(session, claim, JobStatus.SUCCEEDED)
+                with journal.transaction() as writes:
+                    writes.flush()
+                    claims.finish(writes.session, claim, JobStatus.SUCCEEDED)
                 return Outcome.SUCCEEDED
             for index, current in enumerate(todo):
                 step_started = time.monotonic()
@@ -238,20 +262,17 @@ class Executor:
                 )
                 seconds = time.monotonic() - step_started
                 following = todo[index + 1] if index + 1 < len(todo) else None
-                with journal.transaction() as (session, status):
-                    steps.finish(session, current.id, StepStatus.SUCCEEDED)
-                    events.append(
-                        session,
-                        claim.job_id,
-                        _step_event(current, "step.succeeded", {"seconds": seconds}),
-                    )
+                with journal.transaction() as writes:
+                    steps.finish(writes.session, current.id, StepStatus.SUCCEEDED)
+                    writes.event(_step_event(current, "step.succeeded", {"seconds": seconds}))
                     if following is None:
                         # A cancel that arrives after the last step finished does not undo
                         # the result.
-                        claims.finish(session, claim, JobStatus.SUCCEEDED)
+                        writes.flush()
+                        claims.finish(writes.session, claim, JobStatus.SUCCEEDED)
                         going_on = True
                     else:
-                        going_on = self._start(session, claim, following, status, keeper)
+                        going_on = self._start(writes, following, keeper)
                 self._on_step_done(claim, current.name, seconds)
                 if not going_on:
                     current = None
@@ -277,14 +298,13 @@ class Executor:
             return self._release(journal, current, f"{type(error).__name__}: {error}")
 
     @staticmethod
-    def _start(
-        session: Session, claim: Claim, step: _Step, status: JobStatus, keeper: "_LeaseKeeper"
-    ) -> bool:
+    def _start(writes: _Writes, step: _Step, keeper: "_LeaseKeeper") -> bool:
         """Start `step` in this transaction, unless the job was canceled or the worker is
         shutting down (False)."""
-        if status == JobStatus.CANCELING or keeper.shutting_down.is_set():
+        if writes.status == JobStatus.CANCELING or keeper.shutting_down.is_set():
             return False
-        _start_step(session, claim, step)
+        steps.start(writes.session, step.id)
+        writes.event(_step_event(step, "step.started", {}))
         return True
 
     def _end(
@@ -297,16 +317,13 @@ class Executor:
         """The job ends canceled or failed, in the step it was running (if any)."""
         claim = journal.claim
         try:
-            with journal.transaction() as (session, _):
+            with journal.transaction() as writes:
                 if step is not None:
                     step_status = StepStatus(status.value)
-                    steps.finish(session, step.id, step_status, error)
-                    events.append(
-                        session,
-                        claim.job_id,
-                        _step_event(step, f"step.{step_status}", {"error": error}),
-                    )
-                claims.finish(session, claim, status, error)
+                    steps.finish(writes.session, step.id, step_status, error)
+                    writes.event(_step_event(step, f"step.{step_status}", {"error": error}))
+                writes.flush()
+                claims.finish(writes.session, claim, status, error)
         except _Lost:
             return Outcome.LOST
         return Outcome(status.value)
@@ -326,16 +343,15 @@ class Executor:
         claim = journal.claim
         step_status = StepStatus.CANCELED if shutting_down else StepStatus.FAILED
         try:
-            with journal.transaction() as (session, _):
+            with journal.transaction() as writes:
                 if step is not None:
                     error: JsonObject = {"type": "internal", "message": reason}
-                    steps.finish(session, step.id, step_status, error)
-                    events.append(
-                        session,
-                        claim.job_id,
-                        _step_event(step, f"step.{step_status}", {"error": error}),
-                    )
-                status = claims.release(session, claim, reason, uses_attempt=not shutting_down)
+                    steps.finish(writes.session, step.id, step_status, error)
+                    writes.event(_step_event(step, f"step.{step_status}", {"error": error}))
+                writes.flush()
+                status = claims.release(
+                    writes.session, claim, reason, uses_attempt=not shutting_down
+                )
         except _Lost:
             return Outcome.LOST
         except Exception:
@@ -344,11 +360,6 @@ class Executor:
         return {JobStatus.QUEUED: Outcome.RELEASED, JobStatus.CANCELED: Outcome.CANCELED}.get(
             status or JobStatus.FAILED, Outcome.FAILED
         )
-
-
-def _start_step(session: Session, claim: Claim, step: _Step) -> None:
-    steps.start(session, step.id)
-    events.append(session, claim.job_id, _step_event(step, "step.started", {}))
 
 
 def _step_event(step: _Step, kind: str, payload: JsonObject) -> events.NewEvent:
@@ -458,9 +469,10 @@ class _LeaseKeeper(threading.Thread):
             renew = time.monotonic() - renewed >= self._lease_s / 3
             try:
                 if renew or self._journal.has_pending():
-                    with self._journal.transaction() as (session, status):
+                    with self._journal.transaction() as writes:
                         if renew:
-                            claims.renew(session, self._claim, self._lease_s)
+                            claims.renew(writes.session, self._claim, self._lease_s)
+                        status = writes.status
                 else:
                     # Most ticks: a look for a cancel, not a locking transaction to commit.
                     status = self._journal.status()
