@@ -6,7 +6,9 @@
 - end-to-end latency of the smallest job (`echo@1`: one step, one small artifact), submit ->
   succeeded, seen by a client on the job's event stream (modules.client), vs a bare Celery task
   round trip (apply_async + result) on the same Redis; and, for reference, of a stub job
-  (`stub-icon@1`: 3 steps, 2 PNG/JSON artifacts, progress and log events);
+  (`stub-icon@1`: 3 steps, 2 PNG/JSON artifacts, progress and log events). Next to them, one
+  S3 put of a small object, timed by this process: the S3 server here is a stand-in on the
+  same cores, and its share of a job's time is not Forge's;
 - throughput: jobs drained by the worker (2 prefork processes) vs bare Celery no-op tasks with
   the same concurrency, echo jobs and (once, for reference) stub jobs. The jobs are inserted in
   one transaction, then this process sends one run message per job, as the api does (no
@@ -58,7 +60,7 @@ from modules.persistence.migrate import alembic_config
 from modules.persistence.models import Job, Model
 from modules.persistence.statuses import ACTIVE_JOB_STATUSES, JobStatus
 from modules.settings import Settings
-from modules.storage.s3 import ensure_bucket, make_s3_client
+from modules.storage.s3 import ensure_bucket, make_s3_client, put_artifact
 from modules.testing import s3_server
 from modules.testing.databases import recreate_database
 from modules.testing.processes import python_subprocess_env
@@ -170,6 +172,7 @@ class Bench:
         self.submit: list[Result] = []
         self.without_auth: list[Result] = []
         self.latency: list[Latency] = []  # echo, stub, bare
+        self.s3_put: Latency | None = None
         self.throughput: list[tuple[str, int, float]] = (
             []
         )  # (name, count, seconds): echo x RUNS, stub, bare
@@ -216,6 +219,7 @@ class Bench:
                 self.latency.append(self._forge_latency(api_url, MODEL, JOB_INPUT))
                 self.latency.append(self._forge_latency(api_url, STUB_MODEL, STUB_INPUT))
                 self._rss("api", "after the latency runs", api)
+                self.s3_put = self._s3_put()
                 self._clear_jobs()
                 for run in range(1, RUNS + 1):
                     self.throughput.append(self._forge_throughput(f"run {run}", MODEL, JOB_INPUT))
@@ -250,6 +254,22 @@ class Bench:
                 if index >= 5:
                     samples.append(time.perf_counter() - started)
         return _latency(f"forge {model}", samples)
+
+    def _s3_put(self) -> Latency:
+        """One small object stored as the worker stores an artifact: the part of a job's time
+        that is the S3 server's (here a stand-in on the same cores) and the HTTP round trip."""
+        count = self.args.round_trips
+        client = make_s3_client(self.settings)
+        data = json.dumps(JOB_INPUT).encode()
+        samples = []
+        for index in range(count + 5):
+            started = time.perf_counter()
+            put_artifact(
+                client, self.settings.s3_bucket, f"bench/{index}", data, "application/json"
+            )
+            if index >= 5:
+                samples.append(time.perf_counter() - started)
+        return _latency("  of which one S3 put", samples)
 
     def _bare_latency(self) -> Latency:
         count = self.args.round_trips
@@ -376,6 +396,9 @@ class Bench:
         for latency in self.latency:
             ratio = latency.p50_ms / self.latency[-1].p50_ms
             print(f"{latency.name:<28}{latency.p50_ms:>10.1f}{latency.p99_ms:>9.1f}{ratio:>9.1f}x")
+            if latency is self.latency[0] and self.s3_put is not None:
+                put = self.s3_put
+                print(f"{put.name:<28}{put.p50_ms:>10.1f}{put.p99_ms:>9.1f}")
         print(f"\n{'throughput, 2 processes':<28}{'count':>10}{'s':>9}{'per s':>9}{'vs bare':>10}")
         bare_rate = self.throughput[-1][1] / self.throughput[-1][2]
         for name, count, seconds in self.throughput:

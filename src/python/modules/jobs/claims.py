@@ -7,15 +7,16 @@ write of the holder checks it (with the owner and the status), so a worker that 
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, text, update
 from sqlalchemy.orm import Session
 
 from modules.jobs import events, steps
 from modules.persistence.base import JsonObject
-from modules.persistence.models import Job, Model
+from modules.persistence.models import Job
 from modules.persistence.statuses import JobStatus
 
 HELD_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELING)
@@ -42,35 +43,43 @@ def held(claim: Claim) -> ColumnElement[bool]:
     )
 
 
-def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
-    """Take the queued job with the highest priority, oldest first; None if there is none."""
-    candidate = (
-        select(Job.id)
-        .where(Job.status == JobStatus.QUEUED)
-        .order_by(Job.priority.desc(), Job.created_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+# The claim, its model and its job.started event in one statement: the queued job with the
+# highest priority, oldest first, locked with SKIP LOCKED so concurrent claims take different
+# jobs, and checked to be queued still once locked. SQL rather than a construct built per call:
+# every job's first statement (ADR 015).
+_CLAIM = text("""
+    WITH candidate AS (
+        SELECT id FROM jobs
+        WHERE status = 'queued'
+        ORDER BY priority DESC, created_at
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE jobs
+        SET status = 'running', attempts = jobs.attempts + 1, lease_owner = :owner,
+            lease_expires_at = now() + make_interval(secs => :lease_s),
+            started_at = coalesce(jobs.started_at, now()),
+            last_event_seq = jobs.last_event_seq + 1
+        FROM candidate, models
+        WHERE jobs.id = candidate.id AND jobs.status = 'queued' AND models.id = jobs.model_id
+        RETURNING jobs.id, jobs.attempts, jobs.input, jobs.created_at, jobs.last_event_seq,
+                  models.name, models.version, models.runner
+    ), started AS (
+        INSERT INTO events (job_id, seq, type, payload)
+        SELECT id, last_event_seq, 'job.started',
+               jsonb_build_object('attempt', attempts, 'worker', CAST(:owner AS text))
+        FROM claimed
     )
-    row = session.execute(
-        update(Job)
-        .where(Job.id == candidate, Job.status == JobStatus.QUEUED, Job.model_id == Model.id)
-        .values(
-            status=JobStatus.RUNNING,
-            attempts=Job.attempts + 1,
-            lease_owner=owner,
-            lease_expires_at=func.now() + timedelta(seconds=lease_s),
-            started_at=func.coalesce(Job.started_at, func.now()),
-        )
-        .returning(
-            Job.id, Job.attempts, Job.input, Job.created_at, Model.name, Model.version, Model.runner
-        )
-    ).one_or_none()
+    SELECT * FROM claimed
+    """)
+
+
+def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
+    """Take the queued job with the highest priority, oldest first (event job.started); None if
+    there is none."""
+    row = session.execute(_CLAIM, {"owner": owner, "lease_s": lease_s}).one_or_none()
     if row is None:
         return None
-    events.append(
-        session, row.id, events.NewEvent("job.started", {"attempt": row.attempts, "worker": owner})
-    )
     reference = f"{row.name}@{row.version}"
     return Claim(row.id, row.attempts, owner, reference, row.runner, row.input, row.created_at)
 
@@ -92,9 +101,16 @@ def renew(session: Session, claim: Claim, lease_s: float) -> JobStatus | None:
 
 
 def finish(
-    session: Session, claim: Claim, status: JobStatus, error: JsonObject | None = None
+    session: Session,
+    claim: Claim,
+    status: JobStatus,
+    error: JsonObject | None = None,
+    *,
+    preceding: Sequence[events.NewEvent] = (),
 ) -> bool:
-    """End the job (succeeded, failed or canceled) and its lease; False if the claim lost it."""
+    """End the job (succeeded, failed or canceled) and its lease; False if the claim lost it.
+    `preceding`: events that come before the job's last one, appended with it in one
+    statement."""
     done = session.scalar(
         update(Job)
         .where(held(claim))
@@ -114,12 +130,17 @@ def finish(
     payload: JsonObject = {"status": status}
     if error is not None:
         payload["error"] = error
-    events.append(session, claim.job_id, events.NewEvent(f"job.{status}", payload))
+    events.append(session, claim.job_id, *preceding, events.NewEvent(f"job.{status}", payload))
     return True
 
 
 def release(
-    session: Session, claim: Claim, reason: str, *, uses_attempt: bool = True
+    session: Session,
+    claim: Claim,
+    reason: str,
+    *,
+    uses_attempt: bool = True,
+    preceding: Sequence[events.NewEvent] = (),
 ) -> JobStatus | None:
     """Give the job back: queued again for another attempt, or failed if it has had them all.
     Returns the new status, None if the claim had already lost the job. `uses_attempt=False`
@@ -127,12 +148,18 @@ def release(
     `attempts` stays as it is, since it is the claims' fencing token."""
     if not uses_attempt:
         session.execute(update(Job).where(held(claim)).values(max_attempts=Job.max_attempts + 1))
-    return requeue_or_fail(session, held(claim), reason)
+    return requeue_or_fail(session, held(claim), reason, preceding)
 
 
-def requeue_or_fail(session: Session, which: ColumnElement[bool], reason: str) -> JobStatus | None:
+def requeue_or_fail(
+    session: Session,
+    which: ColumnElement[bool],
+    reason: str,
+    preceding: Sequence[events.NewEvent] = (),
+) -> JobStatus | None:
     """For one held job matched by `which`: canceling -> canceled; running -> queued, or
-    failed once its attempts are used up. Shared by release() and the reconciler."""
+    failed once its attempts are used up. Shared by release() and the reconciler. `preceding`
+    as in finish()."""
     job = session.scalars(select(Job).where(which).with_for_update(skip_locked=True)).first()
     if job is None:
         return None
@@ -165,5 +192,5 @@ def requeue_or_fail(session: Session, which: ColumnElement[bool], reason: str) -
     if error is not None:
         payload["error"] = error
     kind = "job.requeued" if status == JobStatus.QUEUED else f"job.{status}"
-    events.append(session, job.id, events.NewEvent(kind, payload))
+    events.append(session, job.id, *preceding, events.NewEvent(kind, payload))
     return status

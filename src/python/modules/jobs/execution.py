@@ -157,9 +157,9 @@ class _Journal:
                     stored = list(self._pending_artifacts)
                 for step_id, artifact in stored:
                     artifacts.record(session, self.claim.job_id, step_id, artifact)
-                writes = _Writes(session, self.claim.job_id, status, batch)
+                writes = _Writes(session, status, batch)
                 yield writes
-                writes.flush()
+                events.append(session, self.claim.job_id, *writes.take())
             # Committed. Rolled back, they stay pending for the next transaction.
             with self._pending_lock:
                 del self._pending[: len(batch)]
@@ -168,23 +168,20 @@ class _Journal:
 
 class _Writes:
     """One journal transaction: its session, the job's status (running, or canceling), and the
-    events it appends, written in one statement when it ends or is flushed."""
+    events it appends (the pending ones first), written in one statement when it ends unless
+    taken for a statement that appends them with its own."""
 
-    def __init__(
-        self, session: Session, job_id: uuid.UUID, status: JobStatus, pending: list[events.NewEvent]
-    ) -> None:
+    def __init__(self, session: Session, status: JobStatus, pending: list[events.NewEvent]) -> None:
         self.session = session
         self.status = status
-        self._job_id = job_id
         self._events = list(pending)
 
     def event(self, event: events.NewEvent) -> None:
         self._events.append(event)
 
-    def flush(self) -> None:
-        """Append the events so far now: before a statement that appends one of its own."""
-        events.append(self.session, self._job_id, *self._events)
-        self._events.clear()
+    def take(self) -> list[events.NewEvent]:
+        taken, self._events = self._events, []
+        return taken
 
 
 class Executor:
@@ -252,8 +249,9 @@ class Executor:
             runner = self._runners(claim.runner)
             if not todo:
                 with journal.transaction() as writes:
-                    writes.flush()
-                    claims.finish(writes.session, claim, JobStatus.SUCCEEDED)
+                    claims.finish(
+                        writes.session, claim, JobStatus.SUCCEEDED, preceding=writes.take()
+                    )
                 return Outcome.SUCCEEDED
             for index, current in enumerate(todo):
                 step_started = time.monotonic()
@@ -268,8 +266,9 @@ class Executor:
                     if following is None:
                         # A cancel that arrives after the last step finished does not undo
                         # the result.
-                        writes.flush()
-                        claims.finish(writes.session, claim, JobStatus.SUCCEEDED)
+                        claims.finish(
+                            writes.session, claim, JobStatus.SUCCEEDED, preceding=writes.take()
+                        )
                         going_on = True
                     else:
                         going_on = self._start(writes, following, keeper)
@@ -322,8 +321,7 @@ class Executor:
                     step_status = StepStatus(status.value)
                     steps.finish(writes.session, step.id, step_status, error)
                     writes.event(_step_event(step, f"step.{step_status}", {"error": error}))
-                writes.flush()
-                claims.finish(writes.session, claim, status, error)
+                claims.finish(writes.session, claim, status, error, preceding=writes.take())
         except _Lost:
             return Outcome.LOST
         return Outcome(status.value)
@@ -348,9 +346,12 @@ class Executor:
                     error: JsonObject = {"type": "internal", "message": reason}
                     steps.finish(writes.session, step.id, step_status, error)
                     writes.event(_step_event(step, f"step.{step_status}", {"error": error}))
-                writes.flush()
                 status = claims.release(
-                    writes.session, claim, reason, uses_attempt=not shutting_down
+                    writes.session,
+                    claim,
+                    reason,
+                    uses_attempt=not shutting_down,
+                    preceding=writes.take(),
                 )
         except _Lost:
             return Outcome.LOST

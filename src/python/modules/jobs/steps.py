@@ -18,11 +18,14 @@ UNFINISHED = (StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.FAILED)
 def plan(session: Session, job_id: uuid.UUID, names: Sequence[str]) -> Sequence[Step]:
     """The job's steps, inserted on its first run; a later run finds the same rows."""
     if names:
-        session.execute(
+        inserted = session.scalars(
             insert(Step)
             .values([{"job_id": job_id, "position": i, "name": n} for i, n in enumerate(names)])
             .on_conflict_do_nothing(index_elements=[Step.job_id, Step.position])
-        )
+            .returning(Step)
+        ).all()
+        if len(inserted) == len(names):  # the first run: nothing else to read
+            return sorted(inserted, key=lambda step: step.position)
     return session.scalars(select(Step).where(Step.job_id == job_id).order_by(Step.position)).all()
 
 
