@@ -5,7 +5,7 @@ Redis or the api in the way. Runs --jobs jobs of --model (`stub-icon@1`: 3 steps
 job (p50, mean), the commits and statements each job made (the submission's included) with the
 statements' time as the driver saw it, and its S3 uploads with their time: what is left of a
 job's time is Python's (the runner, the ORM, the lease keeper's thread).
-ADR 014 compares these figures before and after the job path's transactions were merged.
+ADRs 014 and 015 compare these figures before and after the job path's transactions were merged.
 
 Run: `./pants run src/python/benchmarks:executor` (PostgreSQL: FORGE_BENCH_DATABASE_URL)."""
 

@@ -29,7 +29,7 @@ class NewEvent:
 # One statement, the same text for every batch: the seqs are taken by bumping the job's counter,
 # the events come from one JSON array, and each element's position gives its seq. Written as
 # SQL rather than built per call: every transaction of a job appends, and building and caching
-# the equivalent Core construct cost three times the statement's round trip (ADR 014).
+# the equivalent Core construct cost three times the statement's round trip (ADR 015).
 _APPEND = text("""
     WITH bumped AS (
         UPDATE jobs SET last_event_seq = last_event_seq + :count

@@ -9,7 +9,7 @@ the holder goes through the job's journal, one transaction at a time, each start
 fence (claims.hold). A step's end and the next step's start share one transaction, and so do the
 last step's end and the job's. Progress and log events and stored artifacts' records are not
 worth a commit each: they wait in the journal and go out with the next write, at the latest with
-the keeper's next tick (`poll_s`), in the order they were reported (ADR 014).
+the keeper's next tick (`poll_s`), in the order they were reported (ADRs 014, 015).
 """
 
 import logging

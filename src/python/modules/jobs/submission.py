@@ -112,7 +112,7 @@ def submit(
 
 # The job and its first event (job.queued, seq 1) in one statement; nothing when the owner used
 # the idempotency key before. SQL rather than a construct built per call: this is every
-# submission's statement (ADR 014).
+# submission's statement (ADR 015).
 _INSERT = text("""
     WITH job AS (
         INSERT INTO jobs (model_id, owner, input, idempotency_key, request_hash, priority,

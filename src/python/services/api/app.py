@@ -52,8 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         producer = make_celery(
             "forge-api",
             str(settings.broker_url),
-            # A message is sent after the response; an unreachable Redis must not hold a thread
-            # for long (the reconciler sends the message later).
+            # Messages go out after the commit, in batches (services.api.sending); an
+            # unreachable Redis must not hold a batch for long (the reconciler sends them later).
             broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 2},
         )
         messages = MessageSender(TokenQueue(producer))

@@ -3,7 +3,7 @@
 A submission asks for a message once its transaction committed, and does not wait for it: a
 Redis outage must not hold or fail a response (the reconciler sends what the api could not).
 Requests that arrive while a batch is out go in the next one, so under load one thread hop and
-one producer serve many jobs instead of one each (ADR 014).
+one producer serve many jobs instead of one each (ADR 015).
 """
 
 import asyncio
