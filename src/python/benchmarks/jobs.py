@@ -6,7 +6,8 @@
 - end-to-end latency of the smallest job (`echo@1`: one step, one small artifact), submit ->
   succeeded, seen by a client on the job's event stream (modules.client), vs a bare Celery task
   round trip (apply_async + result) on the same Redis; and, for reference, of a stub job
-  (`stub-icon@1`: 3 steps, 2 PNG/JSON artifacts, progress and log events). Next to them, one
+  (`stub-icon@1`: 3 steps, 2 PNG/JSON artifacts, progress and log events), each split at the
+  transactions that queued, claimed and ended the job (from its events). Next to them, one
   S3 put of a small object, timed by this process: the S3 server here is a stand-in on the
   same cores, and its share of a job's time is not Forge's;
 - throughput: jobs drained by the worker (2 prefork processes) vs bare Celery no-op tasks with
@@ -31,6 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -79,6 +81,15 @@ JOB_INPUT: JsonObject = {"message": "a red square"}
 STUB_MODEL = "stub-icon@1"
 STUB_INPUT: JsonObject = {"prompt": "a red square", "width": 32, "height": 32}
 RUNS = 3
+# A job's end-to-end time, split at the transactions that queued, claimed and ended it (each
+# event's created_at is its transaction's start).
+PHASE_EVENTS = ("job.queued", "job.started", "job.succeeded")
+PHASES = (
+    "submit -> queued tx",
+    "queued -> claim tx",
+    "claim -> end tx",
+    "end tx -> client",
+)
 # Owners the submission runs take turns with: tens of thousands of jobs stay queued (no worker
 # runs then), under 100 an owner.
 SUBMITTERS = 500
@@ -173,6 +184,7 @@ class Bench:
         self.without_auth: list[Result] = []
         self.latency: list[Latency] = []  # echo, stub, bare
         self.s3_put: Latency | None = None
+        self.phases: dict[str, list[Latency]] = {}  # model -> its end-to-end time, split
         self.throughput: list[tuple[str, int, float]] = (
             []
         )  # (name, count, seconds): echo x RUNS, stub, bare
@@ -244,15 +256,22 @@ class Bench:
         count = self.args.round_trips
         _progress(f"forge {model} submit -> succeeded, on the event stream: {count} jobs")
         samples = []
+        phases: dict[str, list[float]] = {name: [] for name in PHASES}
         with ForgeClient(api_url, api_key=self.key, timeout=30) as client:
             for index in range(count + 5):  # the first 5 warm up
-                started = time.perf_counter()
+                started, submitted_at = time.perf_counter(), datetime.now(UTC)
                 job = client.submit(model, input)
-                seen = [event.type for event in client.stream_events(job.id)]
-                if seen[-1:] != ["job.succeeded"]:
-                    raise SystemExit(f"bench: job {job.id} ended with {seen[-1:]}")
+                seen = {event.type: event.created_at for event in client.stream_events(job.id)}
+                done, done_at = time.perf_counter(), datetime.now(UTC)
+                if "job.succeeded" not in seen:
+                    raise SystemExit(f"bench: job {job.id} ended with {list(seen)[-1:]}")
                 if index >= 5:
-                    samples.append(time.perf_counter() - started)
+                    samples.append(done - started)
+                    # An event's created_at is its transaction's start (PostgreSQL's now()).
+                    marks = [submitted_at, *(seen[kind] for kind in PHASE_EVENTS), done_at]
+                    for name, begin, end in zip(PHASES, marks[:-1], marks[1:], strict=True):
+                        phases[name].append((end - begin).total_seconds())
+        self.phases[model] = [_latency(name, seconds) for name, seconds in phases.items()]
         return _latency(f"forge {model}", samples)
 
     def _s3_put(self) -> Latency:
@@ -396,6 +415,8 @@ class Bench:
         for latency in self.latency:
             ratio = latency.p50_ms / self.latency[-1].p50_ms
             print(f"{latency.name:<28}{latency.p50_ms:>10.1f}{latency.p99_ms:>9.1f}{ratio:>9.1f}x")
+            for phase in self.phases.get(latency.name.removeprefix("forge "), []):
+                print(f"  {phase.name:<26}{phase.p50_ms:>10.1f}{phase.p99_ms:>9.1f}")
             if latency is self.latency[0] and self.s3_put is not None:
                 put = self.s3_put
                 print(f"{put.name:<28}{put.p50_ms:>10.1f}{put.p99_ms:>9.1f}")
