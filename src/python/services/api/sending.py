@@ -58,5 +58,11 @@ class MessageSender:
                     len(batch),
                     error,
                 )
+            except Exception:
+                # Whatever else a send raises must not end the sender: later batches still go.
+                logger.exception(
+                    "%d jobs queued without a message (the reconciler sends them)", len(batch)
+                )
             for done in batch:
-                done.set_result(None)
+                if not done.done():  # a request that waited for it may have gone away
+                    done.set_result(None)
