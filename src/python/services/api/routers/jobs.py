@@ -1,7 +1,6 @@
 """/v1/jobs: submit, read, list, cancel, and a job's events and artifacts."""
 
 import json
-import logging
 import uuid
 from typing import Annotated, Any
 
@@ -27,8 +26,6 @@ from services.api.dependencies import DatabaseSession, Following, JobsConfig
 from services.api.following import EVENT_STREAM, MAX_WAIT_S, preferred_wait, wants_stream
 from services.api.presenters import artifacts_out, job_out
 from services.api.problems import ProblemError
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
