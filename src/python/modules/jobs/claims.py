@@ -46,7 +46,8 @@ def held(claim: Claim) -> ColumnElement[bool]:
 # The claim, its model and its job.started event in one statement: the queued job with the
 # highest priority, oldest first, locked with SKIP LOCKED so concurrent claims take different
 # jobs, and checked to be queued still once locked. SQL rather than a construct built per call:
-# every job's first statement (ADR 015).
+# every job's first statement (ADR 015). The statuses are literals, not parameters: the planner
+# then knows the scan lies within the partial index ix_jobs_active, also in a prepared plan.
 _CLAIM = text("""
     WITH candidate AS (
         SELECT id FROM jobs
