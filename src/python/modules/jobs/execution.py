@@ -99,6 +99,9 @@ class Started:
 
     claim: Claim
     todo: Sequence[_Step]  # the steps an earlier attempt did not finish, in order
+    # time.monotonic() before the claim's transaction began: its lease runs from no earlier,
+    # however long the transaction took.
+    leased_at: float
     planning_error: Exception | None = None
 
 
@@ -209,6 +212,7 @@ class Executor:
     def claim_next(self) -> Started | None:
         """Claim the best queued job, plan its steps and start the first, in one transaction;
         None if no job is queued."""
+        leased_at = time.monotonic()
         with self.sessions() as session, session.begin():
             claim = claims.claim_next(session, self._owner, self._lease_s)
             if claim is None:
@@ -216,7 +220,7 @@ class Executor:
             try:
                 names = self._runners(claim.runner).plan(claim.input)
             except Exception as error:
-                return Started(claim, [], error)
+                return Started(claim, [], leased_at, error)
             todo = [
                 _Step(row.id, row.position, row.name, row.status)
                 for row in steps.plan(session, claim.job_id, names)
@@ -226,13 +230,15 @@ class Executor:
             if todo:
                 steps.start(session, todo[0].id)
                 events.append(session, claim.job_id, _step_event(todo[0], "step.started", {}))
-            return Started(claim, todo)
+            return Started(claim, todo, leased_at)
 
     def run(self, started: Started) -> Finished:
         began = time.monotonic()
         claim = started.claim
         journal = _Journal(self.sessions, claim)
-        keeper = _LeaseKeeper(journal, claim, self._lease_s, self._poll_s, self._shutdown)
+        keeper = _LeaseKeeper(
+            journal, claim, started.leased_at, self._lease_s, self._poll_s, self._shutdown
+        )
         keeper.start()
         try:
             outcome = self._run_steps(started, journal, keeper)
@@ -437,6 +443,7 @@ class _LeaseKeeper(threading.Thread):
         self,
         journal: _Journal,
         claim: Claim,
+        leased_at: float,
         lease_s: float,
         poll_s: float,
         shutdown: ShutdownFlag,
@@ -444,6 +451,7 @@ class _LeaseKeeper(threading.Thread):
         super().__init__(name=f"lease-{claim.job_id}", daemon=True)
         self._journal = journal
         self._claim = claim
+        self._leased_at = leased_at
         self._lease_s = lease_s
         self._poll_s = poll_s
         self._shutdown = shutdown
@@ -462,12 +470,16 @@ class _LeaseKeeper(threading.Thread):
         self.join()
 
     def run(self) -> None:
-        renewed = time.monotonic()
+        # When the lease last ran from, by this process's clock: before the transaction that
+        # claimed or renewed it began (the database counts from within it), so the renewals
+        # come early rather than late.
+        renewed = self._leased_at
         while not self._done.wait(self._poll_s):
             if self._shutdown.is_set() and not self.shutting_down.is_set():
                 self.shutting_down.set()
                 self.stop_requested.set()
-            renew = time.monotonic() - renewed >= self._lease_s / 3
+            began = time.monotonic()
+            renew = began - renewed >= self._lease_s / 3
             try:
                 if renew or self._journal.has_pending():
                     with self._journal.transaction() as writes:
@@ -487,6 +499,6 @@ class _LeaseKeeper(threading.Thread):
                     self.lose()
                 continue
             if renew:
-                renewed = time.monotonic()
+                renewed = began
             if status == JobStatus.CANCELING:
                 self.stop_requested.set()

@@ -1,5 +1,6 @@
 """The executor with the stub runner, PostgreSQL and an S3 server over HTTP."""
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -134,6 +135,28 @@ def test_progress_reported_during_a_long_step_is_visible_before_the_step_ends(
             assert time.monotonic() < deadline, types
             time.sleep(0.05)
         assert "step.succeeded" not in types
+    finally:
+        runner.join()
+
+
+def test_the_lease_is_renewed_a_third_of_it_after_the_claim_began_however_long_it_took(
+    sessions: sessionmaker[Session], model: Model, store: S3ArtifactStore
+) -> None:
+    """The database counts the lease from within the claim's transaction: a claim that took a
+    while (a stalled database) must not push the first renewal past the lease's end."""
+    executor = Executor(sessions, store, get_runner, owner="test-worker", lease_s=6, poll_s=0.05)
+    job_id = _submit(sessions, step_duration_s=1)
+    claimed = executor.claim_next()
+    assert claimed is not None
+    # As if the claim's transaction had taken 2.5 s: a third of the lease has passed.
+    slow = dataclasses.replace(claimed, leased_at=claimed.leased_at - 2.5)
+    claimed_until = _job(sessions, job_id)[0].lease_expires_at
+    runner = threading.Thread(target=executor.run, args=(slow,))
+    runner.start()
+    try:
+        while _job(sessions, job_id)[0].lease_expires_at == claimed_until:
+            assert "step.succeeded" not in _types(sessions, job_id), "not renewed in step 1"
+            time.sleep(0.02)
     finally:
         runner.join()
 
