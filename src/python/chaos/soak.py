@@ -268,8 +268,8 @@ class Soak:
             jobs = {
                 row[0]: row[1:]
                 for row in conn.execute(
-                    "SELECT id::text, idempotency_key, status, error->>'type', attempts "
-                    "FROM jobs"
+                    "SELECT id::text, idempotency_key, status, error->>'type', attempts, "
+                    "error->>'message' FROM jobs"
                 )
             }
             steps_twice = conn.execute(
@@ -294,15 +294,26 @@ class Soak:
                 "SELECT count(*) FROM (SELECT job_id FROM events GROUP BY job_id "
                 "HAVING max(seq) <> count(*) OR min(seq) <> 1) t"
             ).fetchone()
-            released_at_shutdown = conn.execute(
-                "SELECT count(*) FROM events WHERE type = 'job.requeued' AND "
-                "payload->>'reason' = %s",
-                (SHUT_DOWN,),
-            ).fetchone()
+            # Attempts given back at a graceful stop: they count in `attempts` (the fencing
+            # token), not against max_attempts.
+            given_back: Counter[str] = Counter(
+                dict(
+                    conn.execute(
+                        "SELECT job_id::text, count(*) FROM events WHERE type = 'job.requeued' "
+                        "AND payload->>'reason' = %s GROUP BY 1",
+                        (SHUT_DOWN,),
+                    ).fetchall()
+                )
+            )
             missing_artifacts = conn.execute(
                 "SELECT count(*) FROM jobs j WHERE status = 'succeeded' AND "
                 "(SELECT count(*) FROM artifacts a WHERE a.job_id = j.id) <> 2"
             ).fetchone()
+            # Why attempts ended early (the requeues and the give-ups), the reason's first part.
+            reasons = conn.execute(
+                "SELECT split_part(payload->>'reason', ':', 1), count(*) FROM events "
+                "WHERE payload ? 'reason' GROUP BY 1 ORDER BY 1"
+            ).fetchall()
             restarts: dict[str, list[float]] = {}
             slow_jobs: list[tuple[Fault, str, float, list[tuple[str, float, str]]]] = []
             for fault in self.faults:
@@ -331,19 +342,20 @@ class Soak:
         kills = Counter(
             job_id for fault in self.faults if "SIGKILL" in fault.name for job_id in fault.jobs
         )
-        wrong = exhausted_by_faults = 0
+        exhausted_by_faults = 0
+        wrong: list[tuple[Submitted, str, int]] = []  # the job, how it ended, its attempts
         for job in self.submitted:
             if job.job_id is None or job.job_id not in jobs:
                 continue
-            _, status, error, attempts = jobs[job.job_id]
+            _, status, error, attempts, message = jobs[job.job_id]
             expected = ("failed", "attempts_exhausted") if job.poison else ("succeeded", None)
             if (status, error) == expected or status not in TERMINAL:
                 continue
-            killed_every_time = kills[job.job_id] >= attempts
+            killed_every_time = kills[job.job_id] >= attempts - given_back[job.job_id]
             if (status, error) == ("failed", "attempts_exhausted") and killed_every_time:
                 exhausted_by_faults += 1
             else:
-                wrong += 1
+                wrong.append((job, f"{status} {error}: {message}", attempts))
         counts = {
             "submitted (acknowledged keys)": len(acknowledged),
             "submission requests (with retries)": sum(job.tries for job in self.submitted),
@@ -356,10 +368,12 @@ class Soak:
                 exhausted_by_faults
             ),
             "canceled": statuses["canceled"],
+            "attempts that ended early (requeued or given up)": sum(n for _, n in reasons),
+            **{f"  ended early: {reason}": count for reason, count in reasons},
             "lost (acknowledged, not in the database)": lost,
             "duplicated jobs (one key, several jobs)": duplicated_jobs,
             "stuck (not terminal, none ended for --stuck-after-s)": stuck,
-            "wrong outcome (non-poison not succeeded, poison not attempts_exhausted)": wrong,
+            "wrong outcome (non-poison not succeeded, poison not attempts_exhausted)": len(wrong),
             "steps run to completion twice": _count(steps_twice),
             "jobs ended twice": _count(ends_twice),
             "artifacts written twice with different content": _count(artifacts_differ),
@@ -380,7 +394,7 @@ class Soak:
         stops = ", ".join(f"{seconds:.1f}" for seconds in self.stop_times)
         say(f"  {'worker SIGTERM -> exit (s), grace ' + str(SHUTDOWN_GRACE_S) + ' s':<72} {stops}")
         say(f"  {'jobs given back to the queue at a graceful stop':<72} "
-              f"{_count(released_at_shutdown)}")  # fmt: skip
+              f"{given_back.total()}")  # fmt: skip
         say("time from a fault to its jobs running again (s):")
         for name, values in sorted(restarts.items()):
             say(f"  {name:<72} n={len(values)} max={max(values):.1f} "
@@ -394,6 +408,21 @@ class Soak:
         say(f"  {'fault window (s)':<72} {last - first:.1f}")
         drained = "not drained" if drain_s is None else f"{drain_s:.1f}"
         say(f"  {'time to drain after the last fault and submission (s)':<72} {drained}")
+        if wrong:
+            say("wrong outcomes:")
+            with psycopg.connect(self.stack.dsn) as conn:
+                for job, ended, attempts in wrong:
+                    timeline = _timeline(conn, str(job.job_id))
+                    say(f"  job {job.job_id} ({job.model}{', poison' if job.poison else ''}): "
+                        f"{ended}; {attempts} attempts, {kills[str(job.job_id)]} SIGKILLs "
+                        "aimed at it; its events and the faults meanwhile (s from the first "
+                        "event):")  # fmt: skip
+                    begin, end = timeline[0][1], timeline[-1][1]
+                    faults = [
+                        ("fault", f.wall, f.name) for f in self.faults if begin <= f.wall <= end
+                    ]
+                    for kind, at, detail in sorted(timeline + faults, key=lambda line: line[1]):
+                        say(f"    {at - begin:+8.1f} {kind} {detail}")
         bad = [
             "lost (acknowledged, not in the database)",
             "duplicated jobs (one key, several jobs)",
