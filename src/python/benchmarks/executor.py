@@ -1,9 +1,9 @@
 """The executor alone: what running one zero-duration job costs the worker, without Celery,
 Redis or the api in the way. Runs --jobs jobs of --model (`stub-icon@1`: 3 steps, 2 artifacts;
-`echo@1`: 1 step, 1 artifact) one after another through
-`Executor.run` in this process (PostgreSQL, and an S3 server over HTTP) and prints the time per
-job (p50, mean), the commits and statements each job made (the submission's included) with the
-statements' time as the driver saw it, and its S3 uploads with their time: what is left of a
+`echo@1`: 1 step, 1 artifact) one after another through `Executor.run` in this process
+(PostgreSQL, and an S3 server over HTTP) and prints the time per job (p50, mean) and the CPU it
+took in this process, the commits and statements each job made (the submission's included) with
+the statements' time as the driver saw it, and its S3 uploads with their time: what is left of a
 job's time is Python's (the runner, the ORM, the lease keeper's thread).
 ADRs 014 and 015 compare these figures before and after the job path's transactions were merged.
 
@@ -104,25 +104,31 @@ def main(argv: list[str] | None = None) -> int:
         executor = Executor(sessions, store, get_runner, owner="bench:1", lease_s=30)
         tally.listen(engine)
 
+        cpu_s = 0.0  # this process's, all its threads, from the claim to the job's end
+
         def one() -> float:
+            nonlocal cpu_s
             with sessions() as session, session.begin():
                 submit(session, JOBS[args.model], owner="bench", max_attempts=3)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             claimed = executor.claim_next()
             assert claimed is not None
             if executor.run(claimed).outcome != Outcome.SUCCEEDED:
                 raise SystemExit(f"bench: job {claimed.claim.job_id} did not succeed")
+            cpu_s += time.process_time() - cpu_started
             return (time.perf_counter() - started) * 1000
 
         for _ in range(WARM_UP):
             one()
         tally.reset()
+        cpu_s = 0.0
         samples = [one() for _ in range(args.jobs)]
         engine.dispose()
     jobs = args.jobs
     print(
         f"{jobs} {args.model} jobs through Executor.run: p50 {statistics.median(samples):.1f}"
-        f" ms, mean {statistics.mean(samples):.1f} ms; per job (submission included) "
+        f" ms, mean {statistics.mean(samples):.1f} ms, CPU {cpu_s / jobs * 1000:.1f} ms (this "
+        f"process's, claim to end); per job (submission included) "
         f"{tally.commits / jobs:.1f} commits, {tally.statements / jobs:.1f} statements taking "
         f"{tally.sql_s / jobs * 1000:.1f} ms, {tally.uploads / jobs:.1f} S3 uploads taking "
         f"{tally.upload_s / jobs * 1000:.1f} ms"

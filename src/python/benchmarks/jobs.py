@@ -13,7 +13,8 @@
 - throughput: jobs drained by the worker (2 prefork processes) vs bare Celery no-op tasks with
   the same concurrency, echo jobs and (once, for reference) stub jobs. The jobs are inserted in
   one transaction, then this process sends one run message per job, as the api does (no
-  reconciler runs);
+  reconciler runs). With it, the CPU each job took in every process serving it (the worker's,
+  PostgreSQL's, Redis's, the S3 server's): the ceiling it puts on throughput on this machine;
 - scale: submission, GET /v1/jobs/{id}, the listing's first page and one reconciler pass with
   0, 100k and 1M finished jobs (two events each) in the database;
 - memory: RSS of the api and of each worker process, idle and after each of three runs.
@@ -41,7 +42,7 @@ from celery import Task
 from sqlalchemy import ColumnElement, Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from benchmarks import options
+from benchmarks import cpu, options
 from benchmarks.api_http import (
     UVICORN_LISTENING,
     Result,
@@ -81,6 +82,8 @@ JOB_INPUT: JsonObject = {"message": "a red square"}
 STUB_MODEL = "stub-icon@1"
 STUB_INPUT: JsonObject = {"prompt": "a red square", "width": 32, "height": 32}
 RUNS = 3
+SUBMISSION_CPU = "CPU per submission, ms"
+THROUGHPUT_CPU = "CPU per job drained, ms"
 # A job's end-to-end time, split at the transactions that queued, claimed and ended it (each
 # event's created_at is its transaction's start).
 PHASE_EVENTS = ("job.queued", "job.started", "job.succeeded")
@@ -139,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     bare_env = {"BENCH_CELERY_BROKER_URL": f"{base}/6", "BENCH_CELERY_RESULT_URL": f"{base}/7"}
     os.environ.update(bare_env)
 
-    with server([sys.executable, "-m", s3_server.__name__], s3_server.READY_PATTERN) as s3_url:
+    s3_command = [sys.executable, "-m", s3_server.__name__]
+    with server_process(s3_command, s3_server.READY_PATTERN) as (s3, s3_url):
         env["FORGE_S3_ENDPOINT_URL"] = s3_url
         settings = Settings.model_validate(
             {key.removeprefix("FORGE_").lower(): value for key, value in env.items()}
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{OWNER}-{n}": keys.create(session, name="bench", owner=f"{OWNER}-{n}").key
                 for n in range(SUBMITTERS)
             }
-        bench = Bench(args, settings, engine, key, submitters)
+        bench = Bench(args, settings, engine, key, submitters, s3.pid)
         with tempfile.TemporaryDirectory() as scratch:
             bench.run(Path(scratch), env, scale)
         engine.dispose()
@@ -171,8 +175,10 @@ class Bench:
         engine: Engine,
         key: str,
         submitters: dict[str, str],
+        s3_pid: int,
     ) -> None:
         self.args = args
+        self.s3_pid = s3_pid
         self.key = key
         self.submitters = submitters
         self.settings = settings
@@ -190,6 +196,11 @@ class Bench:
         )  # (name, count, seconds): echo x RUNS, stub, bare
         self.scale: dict[int, list[float]] = {}
         self.rss: dict[str, list[tuple[str, float]]] = {}
+        # table -> its rows: (name, requests or jobs, {process group: CPU seconds})
+        self.cpu: dict[str, list[tuple[str, int, dict[str, float]]]] = {
+            SUBMISSION_CPU: [],
+            THROUGHPUT_CPU: [],
+        }
 
     def run(self, scratch: Path, env: dict[str, str], scale: list[int]) -> None:
         args = self.args
@@ -209,19 +220,27 @@ class Bench:
                 )
                 wrk(f"{api_url}/v1/jobs", 2, args.connections, script)
                 wrk(f"{open_url}/v1/jobs", 2, args.connections, script)
+                groups = {"api": cpu.fixed(api), **self._servers()}
                 for run in range(1, RUNS + 1):
-                    rate = wrk(f"{api_url}/v1/jobs", args.seconds, args.connections, script)
-                    self.submit.append(Result(f"forge POST /v1/jobs #{run}", *rate))
+                    with cpu.measured(groups) as used:
+                        rate = wrk(f"{api_url}/v1/jobs", args.seconds, args.connections, script)
+                    name = f"forge POST /v1/jobs #{run}"
+                    self.submit.append(Result(name, *rate))
+                    self._cpu(SUBMISSION_CPU, name, round(rate[0] * args.seconds), used)
                     self._rss("api", f"after submission run {run}", api)
                     rate = wrk(f"{open_url}/v1/jobs", args.seconds, args.connections, script)
                     self.without_auth.append(Result(f"  without authentication #{run}", *rate))
             # Right after Forge's runs: load from outside this benchmark varies over minutes.
             bare_app = uvicorn_app("benchmarks.bare_apps:jobs_app")
-            with server(bare_app, UVICORN_LISTENING, **env) as url:
+            with server_process(bare_app, UVICORN_LISTENING, **env) as (process, url):
                 _progress(f"bare FastAPI POST /jobs: 2 s warm-up, then {args.seconds} s")
                 wrk(f"{url}/jobs", 2, args.connections, script)
-                bare = wrk(f"{url}/jobs", args.seconds, args.connections, script)
-                self.submit.append(Result("bare FastAPI POST /jobs", *bare))
+                groups = {"api": cpu.fixed(process.pid), **self._servers()}
+                with cpu.measured(groups) as used:
+                    bare = wrk(f"{url}/jobs", args.seconds, args.connections, script)
+                name = "bare FastAPI POST /jobs"
+                self.submit.append(Result(name, *bare))
+                self._cpu(SUBMISSION_CPU, name, round(bare[0] * args.seconds), used)
             self._clear_jobs()
             worker = WorkerProcess(scratch / "worker.log", **env)
             try:
@@ -233,11 +252,24 @@ class Bench:
                 self._rss("api", "after the latency runs", api)
                 self.s3_put = self._s3_put()
                 self._clear_jobs()
-                for run in range(1, RUNS + 1):
-                    self.throughput.append(self._forge_throughput(f"run {run}", MODEL, JOB_INPUT))
-                    for name, pid in pids.items():
-                        self._rss(name, f"after throughput run {run}", pid)
-                self.throughput.append(self._forge_throughput("once", STUB_MODEL, STUB_INPUT))
+                groups = {
+                    "worker pool": cpu.fixed(
+                        *(pid for name, pid in pids.items() if "pool" in name)
+                    ),
+                    "worker main": cpu.fixed(pids["worker main"]),
+                    **self._servers(),
+                    "S3 stand-in": cpu.fixed(self.s3_pid),
+                }
+                with cpu.measured(groups) as used:
+                    for run in range(1, RUNS + 1):
+                        result = self._forge_throughput(f"run {run}", MODEL, JOB_INPUT)
+                        self.throughput.append(result)
+                        for name, pid in pids.items():
+                            self._rss(name, f"after throughput run {run}", pid)
+                self._cpu(THROUGHPUT_CPU, f"forge {MODEL}", RUNS * args.jobs, used)
+                with cpu.measured(groups) as used:
+                    self.throughput.append(self._forge_throughput("once", STUB_MODEL, STUB_INPUT))
+                self._cpu(THROUGHPUT_CPU, f"forge {STUB_MODEL}", args.jobs, used)
                 worker.stop()
             finally:
                 worker.process.kill()
@@ -248,9 +280,16 @@ class Bench:
         from benchmarks import bare_celery
 
         self.noop = bare_celery.noop
-        with bare_worker(scratch / "bare-worker.log", bare_celery.__name__, self.noop):
+        with bare_worker(scratch / "bare-worker.log", bare_celery.__name__, self.noop) as main:
             self.latency.append(self._bare_latency())
-            self.throughput.append(self._bare_throughput())
+            groups = {
+                "worker pool": cpu.fixed(*_children(main)),
+                "worker main": cpu.fixed(main),
+                **self._servers(),
+            }
+            with cpu.measured(groups) as used:
+                self.throughput.append(self._bare_throughput())
+            self._cpu(THROUGHPUT_CPU, "bare Celery no-op tasks", args.tasks, used)
 
     def _forge_latency(self, api_url: str, model: str, input: JsonObject) -> Latency:
         count = self.args.round_trips
@@ -383,6 +422,17 @@ class Bench:
         with self.sessions() as session:
             return session.scalar(select(func.count()).select_from(Job).where(where)) or 0
 
+    def _cpu(self, table: str, name: str, count: int, used: dict[str, float]) -> None:
+        self.cpu[table].append((name, count, used))
+
+    def _servers(self) -> dict[str, cpu.Group]:
+        """PostgreSQL's and Redis's processes: on this machine (the benchmark's own queries,
+        polling for the drain's end, count too; little next to the jobs')."""
+        return {
+            "PostgreSQL": cpu.named("postgres"),
+            "Redis": cpu.fixed(int(self.broker.info("server")["process_id"])),
+        }
+
     def _clear_jobs(self) -> None:
         with self.sessions() as session, session.begin():
             session.execute(text("TRUNCATE jobs CASCADE"))
@@ -411,6 +461,7 @@ class Bench:
                 f"{result.name:<28}{result.requests_per_s:>10.0f}{result.p50_ms:>9.2f}"
                 f"{result.p99_ms:>9.2f}{result.requests_per_s / bare.requests_per_s:>9.2f}x"
             )
+        self._report_cpu(SUBMISSION_CPU)
         print(f"\n{'end to end':<28}{'p50 ms':>10}{'p99 ms':>9}{'vs bare':>10}")
         for latency in self.latency:
             ratio = latency.p50_ms / self.latency[-1].p50_ms
@@ -425,6 +476,7 @@ class Bench:
         for name, count, seconds in self.throughput:
             rate = count / seconds
             print(f"{name:<28}{count:>10}{seconds:>9.1f}{rate:>9.1f}{rate / bare_rate:>9.2f}x")
+        self._report_cpu(THROUGHPUT_CPU)
         print(
             f"\n{'scale: finished jobs':<22}{'POST req/s':>11}{'p50':>7}{'p99':>7}"
             f"{'GET req/s':>10}{'p50':>7}{'p99':>7}{'list req/s':>11}{'p50':>7}{'p99':>7}"
@@ -446,6 +498,26 @@ class Bench:
             f"--seconds {args.seconds} --round-trips {args.round_trips} --jobs {args.jobs} "
             f"--tasks {args.tasks} --scale {args.scale}"
         )
+
+    def _report_cpu(self, table: str) -> None:
+        """Each row's CPU per request or job in each process group, and the rate that much CPU
+        allows at most on this machine's cores."""
+        rows = self.cpu[table]
+        groups = list(dict.fromkeys(group for _, _, used in rows for group in used))
+        cores = os.cpu_count() or 1
+        print(
+            f"\n{table:<28}" + "".join(f"{group:>13}" for group in groups)
+            + f"{'total':>8}{'ceiling on ' + str(cores) + ' cores':>22}"
+        )  # fmt: skip
+        for name, count, used in rows:
+            per_job = {group: seconds * 1000 / count for group, seconds in used.items()}
+            total = sum(per_job.values())
+            print(
+                f"{name:<28}" + "".join(
+                    f"{per_job[group]:>13.2f}" if group in per_job else f"{'-':>13}"
+                    for group in groups
+                ) + f"{total:>8.2f}{cores * 1000 / total:>16.0f} /s"
+            )  # fmt: skip
 
     def _verdicts(self) -> None:
         forge_submit = statistics.median(r.requests_per_s for r in self.submit[:-1])
@@ -537,8 +609,9 @@ class _NoQueue:
 
 
 @contextmanager
-def bare_worker(log: Path, app: str, noop: Task[[], None]) -> Iterator[None]:
-    """The bare Celery worker, 2 prefork processes, consuming once this returns."""
+def bare_worker(log: Path, app: str, noop: Task[[], None]) -> Iterator[int]:
+    """The bare Celery worker, 2 prefork processes, consuming once this yields its main
+    process's pid."""
     command = [
         sys.executable,
         "-m",
@@ -557,7 +630,7 @@ def bare_worker(log: Path, app: str, noop: Task[[], None]) -> Iterator[None]:
         )
     try:
         noop.apply_async().get(timeout=60)  # up and consuming
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
