@@ -4,11 +4,8 @@ and updates its row instead of adding one."""
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlalchemy.orm import Session
-
-from modules.persistence.models import Artifact
 
 
 @dataclass(frozen=True)
@@ -25,6 +22,16 @@ def key_for(job_id: uuid.UUID, position: int, name: str) -> str:
     return f"jobs/{job_id}/{position}/{name}"
 
 
+# Every artifact: SQL rather than a construct built per call (ADR 015).
+_RECORD = text("""
+    INSERT INTO artifacts (job_id, step_id, name, bucket, key, content_type, size_bytes, sha256)
+    VALUES (:job_id, :step_id, :name, :bucket, :key, :content_type, :size_bytes, :sha256)
+    ON CONFLICT (bucket, key) DO UPDATE
+    SET content_type = excluded.content_type, size_bytes = excluded.size_bytes,
+        sha256 = excluded.sha256, created_at = now()
+    """)
+
+
 def record(session: Session, job_id: uuid.UUID, step_id: uuid.UUID, stored: StoredArtifact) -> None:
     values = {
         "job_id": job_id,
@@ -36,15 +43,4 @@ def record(session: Session, job_id: uuid.UUID, step_id: uuid.UUID, stored: Stor
         "size_bytes": stored.size_bytes,
         "sha256": stored.sha256,
     }
-    statement = insert(Artifact).values(values)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Artifact.bucket, Artifact.key],
-            set_={
-                "content_type": statement.excluded.content_type,
-                "size_bytes": statement.excluded.size_bytes,
-                "sha256": statement.excluded.sha256,
-                "created_at": func.now(),
-            },
-        )
-    )
+    session.execute(_RECORD, values)

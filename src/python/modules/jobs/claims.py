@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from modules.jobs import events, steps
@@ -75,6 +76,26 @@ _CLAIM = text("""
     """)
 
 
+# held() as SQL, for the statements every job runs (ADR 015): the fence, and the job's end.
+_HELD = (
+    "id = :job_id AND attempts = :attempt AND lease_owner = :owner AND status IN ("
+    + ", ".join(f"'{status}'" for status in HELD_STATUSES)
+    + ")"
+)
+_HOLD = text(f"SELECT status FROM jobs WHERE {_HELD} FOR UPDATE")
+_FINISH = text(f"""
+    UPDATE jobs
+    SET status = :status, error = :error, finished_at = now(), lease_owner = NULL,
+        lease_expires_at = NULL
+    WHERE {_HELD}
+    RETURNING id
+    """).bindparams(bindparam("error", type_=JSONB(none_as_null=True)))
+
+
+def _fence(claim: Claim) -> dict[str, object]:
+    return {"job_id": claim.job_id, "attempt": claim.attempt, "owner": claim.owner}
+
+
 def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
     """Take the queued job with the highest priority, oldest first (event job.started); None if
     there is none."""
@@ -88,7 +109,8 @@ def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
 def hold(session: Session, claim: Claim) -> JobStatus | None:
     """Lock the job's row for this transaction if the claim still holds it; returns its status
     (running, or canceling once a cancel was requested), None if the claim lost it."""
-    return session.scalar(select(Job.status).where(held(claim)).with_for_update())
+    status = session.scalar(_HOLD, _fence(claim))
+    return None if status is None else JobStatus(status)
 
 
 def renew(session: Session, claim: Claim, lease_s: float) -> JobStatus | None:
@@ -112,18 +134,7 @@ def finish(
     """End the job (succeeded, failed or canceled) and its lease; False if the claim lost it.
     `preceding`: events that come before the job's last one, appended with it in one
     statement."""
-    done = session.scalar(
-        update(Job)
-        .where(held(claim))
-        .values(
-            status=status,
-            error=error,
-            finished_at=func.now(),
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        .returning(Job.id)
-    )
+    done = session.scalar(_FINISH, {**_fence(claim), "status": status.value, "error": error})
     if done is None:
         return False
     if status != JobStatus.SUCCEEDED:

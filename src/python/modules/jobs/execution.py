@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from modules.jobs import artifacts, claims, events, steps
 from modules.jobs.claims import Claim
+from modules.jobs.steps import PlannedStep
 from modules.persistence.base import JsonObject
 from modules.persistence.models import Job
 from modules.persistence.statuses import JobStatus, StepStatus
@@ -84,21 +85,13 @@ SHUT_DOWN = "the worker shut down before the job finished"
 
 
 @dataclass(frozen=True)
-class _Step:
-    id: uuid.UUID
-    position: int
-    name: str
-    status: StepStatus
-
-
-@dataclass(frozen=True)
 class Started:
     """A job claimed by this worker, its steps planned and the first of `todo` started, in the
     claim's transaction. `planning_error`: the runner could not plan the job, which run() then
     ends as it ends a failed step (the claim is committed, so the attempt counts)."""
 
     claim: Claim
-    todo: Sequence[_Step]  # the steps an earlier attempt did not finish, in order
+    todo: Sequence[PlannedStep]  # the steps an earlier attempt did not finish, in order
     # time.monotonic() before the claim's transaction began: its lease runs from no earlier,
     # however long the transaction took.
     leased_at: float
@@ -222,10 +215,10 @@ class Executor:
             except Exception as error:
                 return Started(claim, [], leased_at, error)
             todo = [
-                _Step(row.id, row.position, row.name, row.status)
-                for row in steps.plan(session, claim.job_id, names)
+                step
+                for step in steps.plan(session, claim.job_id, names)
                 # Done by an earlier attempt: resume after it.
-                if row.status != StepStatus.SUCCEEDED
+                if step.status != StepStatus.SUCCEEDED
             ]
             if todo:
                 steps.start(session, todo[0].id)
@@ -248,7 +241,7 @@ class Executor:
 
     def _run_steps(self, started: Started, journal: _Journal, keeper: "_LeaseKeeper") -> Outcome:
         claim, todo = started.claim, started.todo
-        current: _Step | None = todo[0] if todo else None
+        current: PlannedStep | None = todo[0] if todo else None
         try:
             if started.planning_error is not None:
                 raise started.planning_error
@@ -303,7 +296,7 @@ class Executor:
             return self._release(journal, current, f"{type(error).__name__}: {error}")
 
     @staticmethod
-    def _start(writes: _Writes, step: _Step, keeper: "_LeaseKeeper") -> bool:
+    def _start(writes: _Writes, step: PlannedStep, keeper: "_LeaseKeeper") -> bool:
         """Start `step` in this transaction, unless the job was canceled or the worker is
         shutting down (False)."""
         if writes.status == JobStatus.CANCELING or keeper.shutting_down.is_set():
@@ -315,7 +308,7 @@ class Executor:
     def _end(
         self,
         journal: _Journal,
-        step: _Step | None,
+        step: PlannedStep | None,
         status: JobStatus,
         error: JsonObject | None = None,
     ) -> Outcome:
@@ -335,7 +328,7 @@ class Executor:
     def _release(
         self,
         journal: _Journal,
-        step: _Step | None,
+        step: PlannedStep | None,
         reason: str,
         *,
         shutting_down: bool = False,
@@ -369,7 +362,7 @@ class Executor:
         )
 
 
-def _step_event(step: _Step, kind: str, payload: JsonObject) -> events.NewEvent:
+def _step_event(step: PlannedStep, kind: str, payload: JsonObject) -> events.NewEvent:
     body: JsonObject = {"step": step.name, "position": step.position, **payload}
     return events.NewEvent(kind, body, step.id)
 
@@ -380,7 +373,7 @@ class _Context:
     def __init__(
         self,
         claim: Claim,
-        step: _Step,
+        step: PlannedStep,
         journal: _Journal,
         keeper: "_LeaseKeeper",
         store: ArtifactStore,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import AnyHttpUrl
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.event import listen, remove
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -92,6 +92,15 @@ def test_a_job_runs_its_steps_and_stores_its_artifacts(
         *["step.started", *progress, "artifact.stored", *finish],
         "job.succeeded",
     ]
+    with sessions() as session:  # no error is SQL NULL, not the JSON value null
+        assert (
+            session.scalar(
+                text("SELECT count(*) FROM steps WHERE job_id = :id AND error IS NULL"),
+                {"id": job_id},
+            )
+            == 3
+        )
+        assert session.scalar(text("SELECT error IS NULL FROM jobs WHERE id = :id"), {"id": job_id})
 
 
 def test_a_job_commits_a_transaction_per_step_not_per_event_or_artifact(

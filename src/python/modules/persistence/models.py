@@ -150,7 +150,9 @@ class Job(Base, kw_only=True):
         _status(JobStatus), default=JobStatus.QUEUED, server_default=JobStatus.QUEUED.value
     )
     input: Mapped[JsonObject] = mapped_column(JSONB)
-    error: Mapped[JsonObject | None] = mapped_column(JSONB, default=None)
+    # No error is SQL NULL: plain JSONB would write None as the JSON value null. (Rows written
+    # before hold JSON null; both read back as None.)
+    error: Mapped[JsonObject | None] = mapped_column(JSONB(none_as_null=True), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(default=None)
     request_hash: Mapped[str | None] = mapped_column(default=None)
     priority: Mapped[int] = mapped_column(default=0, server_default=text("0"))
@@ -199,7 +201,9 @@ class Step(Base, kw_only=True):
     attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
-    error: Mapped[JsonObject | None] = mapped_column(JSONB, default=None)
+    error: Mapped[JsonObject | None] = mapped_column(
+        JSONB(none_as_null=True), default=None
+    )  # as Job's
 
 
 class Event(Base, kw_only=True):
