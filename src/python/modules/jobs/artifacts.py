@@ -22,7 +22,7 @@ def key_for(job_id: uuid.UUID, position: int, name: str) -> str:
     return f"jobs/{job_id}/{position}/{name}"
 
 
-# Every artifact: SQL rather than a construct built per call (ADR 015).
+# Every artifact: SQL rather than a construct built per call (ADR 016).
 _RECORD = text("""
     INSERT INTO artifacts (job_id, step_id, name, bucket, key, content_type, size_bytes, sha256)
     VALUES (:job_id, :step_id, :name, :bucket, :key, :content_type, :size_bytes, :sha256)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from modules.jobs import events, steps
 from modules.persistence.base import JsonObject
 from modules.persistence.models import Job
-from modules.persistence.statuses import JobStatus
+from modules.persistence.statuses import JobStatus, sql_list
 
 HELD_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELING)
 
@@ -76,11 +76,10 @@ _CLAIM = text("""
     """)
 
 
-# held() as SQL, for the statements every job runs (ADR 015): the fence, and the job's end.
+# held() as SQL, for the statements every job runs (ADR 016): the fence, and the job's end.
 _HELD = (
-    "id = :job_id AND attempts = :attempt AND lease_owner = :owner AND status IN ("
-    + ", ".join(f"'{status}'" for status in HELD_STATUSES)
-    + ")"
+    "id = :job_id AND attempts = :attempt AND lease_owner = :owner "
+    f"AND status IN ({sql_list(HELD_STATUSES)})"
 )
 _HOLD = text(f"SELECT status FROM jobs WHERE {_HELD} FOR UPDATE")
 _FINISH = text(f"""

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from modules.persistence.base import JsonObject
 from modules.persistence.models import Step
-from modules.persistence.statuses import StepStatus
+from modules.persistence.statuses import StepStatus, sql_list
 
 # A failed step runs again when its job gets another attempt (after a storage error, say).
 UNFINISHED = (StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.FAILED)
@@ -24,7 +24,7 @@ class PlannedStep:
     status: StepStatus
 
 
-# Every job plans, starts and ends its steps: SQL rather than constructs built per call (ADR 015).
+# Every job plans, starts and ends its steps: SQL rather than constructs built per call (ADR 016).
 _PLAN = text("""
     INSERT INTO steps (job_id, position, name)
     SELECT :job_id, plan.position - 1, plan.name
@@ -37,7 +37,7 @@ _START = text(f"""
     UPDATE steps
     SET status = 'running', attempts = attempts + 1, started_at = now(), finished_at = NULL,
         error = NULL
-    WHERE id = :step_id AND status IN ({", ".join(f"'{status}'" for status in UNFINISHED)})
+    WHERE id = :step_id AND status IN ({sql_list(UNFINISHED)})
     """)
 _FINISH = text(
     "UPDATE steps SET status = :status, finished_at = now(), error = :error WHERE id = :step_id"

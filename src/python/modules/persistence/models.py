@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modules.persistence.base import Base, JsonObject
-from modules.persistence.statuses import ACTIVE_JOB_STATUSES, JobStatus, StepStatus
+from modules.persistence.statuses import ACTIVE_JOB_STATUSES, JobStatus, StepStatus, sql_list
 
 _SHA256_HEX = "'^[0-9a-f]{64}$'"
 _EMPTY_OBJECT = text("'{}'::jsonb")
@@ -127,9 +127,7 @@ class Job(Base, kw_only=True):
             "status",
             text("priority DESC"),
             "created_at",
-            postgresql_where=text(
-                "status IN (" + ", ".join(f"'{status}'" for status in ACTIVE_JOB_STATUSES) + ")"
-            ),
+            postgresql_where=text(f"status IN ({sql_list(ACTIVE_JOB_STATUSES)})"),
         ),
         # Listing an owner's jobs, newest first, with a keyset cursor on (created_at, id): one
         # index per filter (a B-tree is read backwards for DESC). The status one also counts an

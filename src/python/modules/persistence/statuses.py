@@ -1,5 +1,6 @@
 """The states a job and its steps move through (the database enforces the same sets)."""
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -26,3 +27,9 @@ class StepStatus(StrEnum):
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELING)
 # Jobs that ended: nothing moves them again.
 FINAL_JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+def sql_list(statuses: Iterable[StrEnum]) -> str:
+    """The statuses as SQL string literals, comma-separated: for `status IN (...)` in an index
+    predicate or a statement written as SQL, where the planner must see the values."""
+    return ", ".join(f"'{status}'" for status in statuses)
