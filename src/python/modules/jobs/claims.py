@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, TextClause, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -34,14 +34,21 @@ class Claim:
     submitted_at: datetime
 
 
-def held(claim: Claim) -> ColumnElement[bool]:
-    """The condition under which `claim` still holds its job."""
-    return and_(
-        Job.id == claim.job_id,
-        Job.attempts == claim.attempt,
-        Job.lease_owner == claim.owner,
-        Job.status.in_(HELD_STATUSES),
-    )
+# The condition under which a claim still holds its job, as SQL: the holder's statements that
+# every job runs are written as SQL (ADR 016), and the rarer ones use it through held().
+_HELD = (
+    "id = :job_id AND attempts = :attempt AND lease_owner = :owner "
+    f"AND status IN ({sql_list(HELD_STATUSES)})"
+)
+
+
+def _fence(claim: Claim) -> dict[str, object]:
+    return {"job_id": claim.job_id, "attempt": claim.attempt, "owner": claim.owner}
+
+
+def held(claim: Claim) -> TextClause:
+    """The condition under which `claim` still holds its job, for a statement on `jobs`."""
+    return text(_HELD).bindparams(**_fence(claim))
 
 
 # The claim, its model and its job.started event in one statement: the queued job with the
@@ -76,11 +83,7 @@ _CLAIM = text("""
     """)
 
 
-# held() as SQL, for the statements every job runs (ADR 016): the fence, and the job's end.
-_HELD = (
-    "id = :job_id AND attempts = :attempt AND lease_owner = :owner "
-    f"AND status IN ({sql_list(HELD_STATUSES)})"
-)
+# The fence and the job's end, which every job runs (ADR 016).
 _HOLD = text(f"SELECT status FROM jobs WHERE {_HELD} FOR UPDATE")
 _FINISH = text(f"""
     UPDATE jobs
@@ -89,10 +92,6 @@ _FINISH = text(f"""
     WHERE {_HELD}
     RETURNING id
     """).bindparams(bindparam("error", type_=JSONB(none_as_null=True)))
-
-
-def _fence(claim: Claim) -> dict[str, object]:
-    return {"job_id": claim.job_id, "attempt": claim.attempt, "owner": claim.owner}
 
 
 def claim_next(session: Session, owner: str, lease_s: float) -> Claim | None:
@@ -164,7 +163,7 @@ def release(
 
 def requeue_or_fail(
     session: Session,
-    which: ColumnElement[bool],
+    which: ColumnElement[bool] | TextClause,
     reason: str,
     preceding: Sequence[events.NewEvent] = (),
 ) -> JobStatus | None:
