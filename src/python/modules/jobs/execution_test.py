@@ -160,14 +160,19 @@ def test_the_lease_is_renewed_a_third_of_it_after_the_claim_began_however_long_i
     # As if the claim's transaction had taken 2.5 s: a third of the lease has passed.
     slow = dataclasses.replace(claimed, leased_at=claimed.leased_at - 2.5)
     claimed_until = _job(sessions, job_id)[0].lease_expires_at
-    runner = threading.Thread(target=executor.run, args=(slow,))
+    assert claimed_until is not None
+    outcome: list[Outcome] = []
+    runner = threading.Thread(target=lambda: outcome.append(executor.run(slow).outcome))
     runner.start()
     try:
-        while _job(sessions, job_id)[0].lease_expires_at == claimed_until:
+        while (lease := _job(sessions, job_id)[0].lease_expires_at) == claimed_until:
             assert "step.succeeded" not in _types(sessions, job_id), "not renewed in step 1"
             time.sleep(0.02)
+        assert lease is not None  # renewed, not ended
+        assert lease > claimed_until
     finally:
         runner.join()
+    assert outcome == [Outcome.SUCCEEDED]
 
 
 def test_a_running_job_is_canceled_by_its_worker(
