@@ -82,8 +82,6 @@ JOB_INPUT: JsonObject = {"message": "a red square"}
 STUB_MODEL = "stub-icon@1"
 STUB_INPUT: JsonObject = {"prompt": "a red square", "width": 32, "height": 32}
 RUNS = 3
-SUBMISSION_CPU = "CPU per submission, ms"
-THROUGHPUT_CPU = "CPU per job drained, ms"
 # A job's end-to-end time, split at the transactions that queued, claimed and ended it (each
 # event's created_at is its transaction's start).
 PHASE_EVENTS = ("job.queued", "job.started", "job.succeeded")
@@ -191,16 +189,13 @@ class Bench:
         self.latency: list[Latency] = []  # echo, stub, bare
         self.s3_put: Latency | None = None
         self.phases: dict[str, list[Latency]] = {}  # model -> its end-to-end time, split
-        self.throughput: list[tuple[str, int, float]] = (
-            []
-        )  # (name, count, seconds): echo x RUNS, stub, bare
+        # (name, count, seconds): echo x RUNS, stub, bare
+        self.throughput: list[tuple[str, int, float]] = []
+        # (name, requests or jobs, {process group: CPU seconds during them})
+        self.submission_cpu: list[tuple[str, int, dict[str, float]]] = []
+        self.throughput_cpu: list[tuple[str, int, dict[str, float]]] = []
         self.scale: dict[int, list[float]] = {}
         self.rss: dict[str, list[tuple[str, float]]] = {}
-        # table -> its rows: (name, requests or jobs, {process group: CPU seconds})
-        self.cpu: dict[str, list[tuple[str, int, dict[str, float]]]] = {
-            SUBMISSION_CPU: [],
-            THROUGHPUT_CPU: [],
-        }
 
     def run(self, scratch: Path, env: dict[str, str], scale: list[int]) -> None:
         args = self.args
@@ -226,7 +221,7 @@ class Bench:
                         rate = wrk(f"{api_url}/v1/jobs", args.seconds, args.connections, script)
                     name = f"forge POST /v1/jobs #{run}"
                     self.submit.append(Result(name, *rate))
-                    self._cpu(SUBMISSION_CPU, name, round(rate[0] * args.seconds), used)
+                    self.submission_cpu.append((name, round(rate[0] * args.seconds), used))
                     self._rss("api", f"after submission run {run}", api)
                     rate = wrk(f"{open_url}/v1/jobs", args.seconds, args.connections, script)
                     self.without_auth.append(Result(f"  without authentication #{run}", *rate))
@@ -240,7 +235,7 @@ class Bench:
                     bare = wrk(f"{url}/jobs", args.seconds, args.connections, script)
                 name = "bare FastAPI POST /jobs"
                 self.submit.append(Result(name, *bare))
-                self._cpu(SUBMISSION_CPU, name, round(bare[0] * args.seconds), used)
+                self.submission_cpu.append((name, round(bare[0] * args.seconds), used))
             self._clear_jobs()
             worker = WorkerProcess(scratch / "worker.log", **env)
             try:
@@ -266,10 +261,10 @@ class Bench:
                         self.throughput.append(result)
                         for name, pid in pids.items():
                             self._rss(name, f"after throughput run {run}", pid)
-                self._cpu(THROUGHPUT_CPU, f"forge {MODEL}", RUNS * args.jobs, used)
+                self.throughput_cpu.append((f"forge {MODEL}", RUNS * args.jobs, used))
                 with cpu.measured(groups) as used:
                     self.throughput.append(self._forge_throughput("once", STUB_MODEL, STUB_INPUT))
-                self._cpu(THROUGHPUT_CPU, f"forge {STUB_MODEL}", args.jobs, used)
+                self.throughput_cpu.append((f"forge {STUB_MODEL}", args.jobs, used))
                 worker.stop()
             finally:
                 worker.process.kill()
@@ -289,7 +284,7 @@ class Bench:
             }
             with cpu.measured(groups) as used:
                 self.throughput.append(self._bare_throughput())
-            self._cpu(THROUGHPUT_CPU, "bare Celery no-op tasks", args.tasks, used)
+            self.throughput_cpu.append(("bare Celery no-op tasks", args.tasks, used))
 
     def _forge_latency(self, api_url: str, model: str, input: JsonObject) -> Latency:
         count = self.args.round_trips
@@ -422,9 +417,6 @@ class Bench:
         with self.sessions() as session:
             return session.scalar(select(func.count()).select_from(Job).where(where)) or 0
 
-    def _cpu(self, table: str, name: str, count: int, used: dict[str, float]) -> None:
-        self.cpu[table].append((name, count, used))
-
     def _servers(self) -> dict[str, cpu.Group]:
         """PostgreSQL's and Redis's processes: on this machine (the benchmark's own queries,
         polling for the drain's end, count too; little next to the jobs')."""
@@ -461,7 +453,7 @@ class Bench:
                 f"{result.name:<28}{result.requests_per_s:>10.0f}{result.p50_ms:>9.2f}"
                 f"{result.p99_ms:>9.2f}{result.requests_per_s / bare.requests_per_s:>9.2f}x"
             )
-        self._report_cpu(SUBMISSION_CPU)
+        _report_cpu("CPU per submission, ms", self.submission_cpu)
         print(f"\n{'end to end':<28}{'p50 ms':>10}{'p99 ms':>9}{'vs bare':>10}")
         for latency in self.latency:
             ratio = latency.p50_ms / self.latency[-1].p50_ms
@@ -476,7 +468,7 @@ class Bench:
         for name, count, seconds in self.throughput:
             rate = count / seconds
             print(f"{name:<28}{count:>10}{seconds:>9.1f}{rate:>9.1f}{rate / bare_rate:>9.2f}x")
-        self._report_cpu(THROUGHPUT_CPU)
+        _report_cpu("CPU per job drained, ms", self.throughput_cpu)
         print(
             f"\n{'scale: finished jobs':<22}{'POST req/s':>11}{'p50':>7}{'p99':>7}"
             f"{'GET req/s':>10}{'p50':>7}{'p99':>7}{'list req/s':>11}{'p50':>7}{'p99':>7}"
@@ -498,26 +490,6 @@ class Bench:
             f"--seconds {args.seconds} --round-trips {args.round_trips} --jobs {args.jobs} "
             f"--tasks {args.tasks} --scale {args.scale}"
         )
-
-    def _report_cpu(self, table: str) -> None:
-        """Each row's CPU per request or job in each process group, and the rate that much CPU
-        allows at most on this machine's cores."""
-        rows = self.cpu[table]
-        groups = list(dict.fromkeys(group for _, _, used in rows for group in used))
-        cores = os.cpu_count() or 1
-        print(
-            f"\n{table:<28}" + "".join(f"{group:>13}" for group in groups)
-            + f"{'total':>8}{'ceiling on ' + str(cores) + ' cores':>22}"
-        )  # fmt: skip
-        for name, count, used in rows:
-            per_job = {group: seconds * 1000 / count for group, seconds in used.items()}
-            total = sum(per_job.values())
-            print(
-                f"{name:<28}" + "".join(
-                    f"{per_job[group]:>13.2f}" if group in per_job else f"{'-':>13}"
-                    for group in groups
-                ) + f"{total:>8.2f}{cores * 1000 / total:>16.0f} /s"
-            )  # fmt: skip
 
     def _verdicts(self) -> None:
         forge_submit = statistics.median(r.requests_per_s for r in self.submit[:-1])
@@ -558,6 +530,26 @@ class Bench:
                 f"{peak:.0f} MB, {growth:+.0f} MB from the first run to the last",
                 f"the < {RSS_GOAL_MB} MB, no growth (<= {GROWTH_MB} MB) goal",
             )
+
+
+def _report_cpu(table: str, rows: list[tuple[str, int, dict[str, float]]]) -> None:
+    """Each row's CPU per request or job in each process group, and the rate that much CPU
+    allows at most on this machine's cores."""
+    groups = list(dict.fromkeys(group for _, _, used in rows for group in used))
+    cores = os.cpu_count() or 1
+    print(
+        f"\n{table:<28}" + "".join(f"{group:>13}" for group in groups)
+        + f"{'total':>8}{'ceiling on ' + str(cores) + ' cores':>22}"
+    )  # fmt: skip
+    for name, count, used in rows:
+        per_job = {group: seconds * 1000 / count for group, seconds in used.items()}
+        total = sum(per_job.values())
+        print(
+            f"{name:<28}" + "".join(
+                f"{per_job[group]:>13.2f}" if group in per_job else f"{'-':>13}"
+                for group in groups
+            ) + f"{total:>8.2f}{cores * 1000 / total:>16.0f} /s"
+        )  # fmt: skip
 
 
 def _post_script(submitters: dict[str, str]) -> str:
