@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from modules.client.sync import ForgeClient
 from modules.contract.v1 import EventOut
 from modules.testing.proxy import FaultyProxy, faulty_proxy
 from modules.testing.stack import ForgeStack
@@ -118,6 +119,19 @@ def test_a_quiet_stream_has_heartbeats_and_ends_with_the_terminal_event(
             # The loop ended: the server closed the stream after the terminal event.
     assert heartbeats >= 2
     assert received[-1].type == "job.canceled"
+    assert [event.seq for event in received] == list(range(1, len(received) + 1))
+
+
+def test_the_client_follows_a_job_through_heartbeats_that_come_after_its_events(
+    stack: ForgeStack,
+) -> None:
+    # A heartbeat after an event reaches the client's SSE parser as an event with the last id
+    # and no data; it must be skipped, not taken for a malformed event.
+    with ForgeClient(stack.api_url, api_key=stack.api_key) as forge:
+        input = {"prompt": "quiet steps", "width": 64, "height": 64, "step_duration_s": 1.5}
+        job = forge.submit("stub-image", input)
+        received = list(forge.stream_events(job.id))
+    assert received[-1].type == "job.succeeded"
     assert [event.seq for event in received] == list(range(1, len(received) + 1))
 
 

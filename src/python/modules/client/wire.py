@@ -133,7 +133,11 @@ class Cursor:
         return {"Last-Event-ID": str(self.last)} if self.last else {}
 
     def accept(self, sse: ServerSentEvent) -> EventOut | None:
-        """The event to deliver, or None for one already delivered."""
+        """The event to deliver, or None for one already delivered or for no event at all: a
+        heartbeat comment after an event reaches here with the last id and no data, which the
+        SSE standard says is not dispatched."""
+        if not sse.data:
+            return None
         try:
             event = EventOut.model_validate_json(sse.data)
         except ValidationError as error:
