@@ -18,7 +18,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from modules.contract.v1 import EventOut
 from modules.jobs import reads, updates
 from modules.jobs.reads import JobView
-from modules.persistence.models import Event
+from modules.jobs.updates import EventRecord
 from modules.persistence.statuses import JobStatus
 from services.api.metrics import OPEN_STREAMS
 from services.api.notifications import JobNotifier
@@ -83,7 +83,7 @@ class SharedReads:
             task.exception()  # retrieved here too: every follower may have gone meanwhile
 
 
-def _encode(event: Event) -> bytes:
+def _encode(event: EventRecord) -> bytes:
     body = EventOut(
         seq=event.seq, type=event.type, payload=event.payload, created_at=event.created_at
     )
