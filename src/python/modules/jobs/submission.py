@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -88,11 +88,6 @@ def submit(
     request_hash = None
     if submission.idempotency_key is not None:
         request_hash = _request_hash(submission)
-    if max_queued is not None and _queued(session, owner, max_queued) >= max_queued:
-        replay = _original(session, owner, submission.idempotency_key, request_hash)
-        if replay is None:
-            raise QueueFull(max_queued)
-        return replay
     values = {
         "model_id": model.id,
         "owner": owner,
@@ -101,24 +96,36 @@ def submit(
         "request_hash": request_hash,
         "priority": submission.priority,
         "max_attempts": max_attempts,
+        "max_queued": max_queued,
     }
     job = session.scalars(select(Job).from_statement(_INSERT), values).one_or_none()
     if job is not None:
         return Accepted(job.id, replayed=False, created=JobView(job, model, [], []))
+    # Not inserted: the key was used before (a replay wins over a full queue), or the queue is
+    # full.
     replay = _original(session, owner, submission.idempotency_key, request_hash)
-    assert replay is not None  # the insert conflicted with it
-    return replay
+    if replay is not None:
+        return replay
+    assert max_queued is not None  # without a cap, only a used key keeps a job out
+    raise QueueFull(max_queued)
 
 
 # The job and its first event (job.queued, seq 1) in one statement; nothing when the owner used
-# the idempotency key before. SQL rather than a construct built per call: this is every
-# submission's statement (ADR 015).
+# the idempotency key before or has :max_queued jobs queued (NULL: no cap), counted no further
+# than the cap, so a long queue costs no more than a full one. SQL rather than a construct built
+# per call: this is every submission's statement (ADRs 015, 017).
 _INSERT = text("""
     WITH job AS (
         INSERT INTO jobs (model_id, owner, input, idempotency_key, request_hash, priority,
                           max_attempts, last_event_seq)
-        VALUES (:model_id, :owner, :input, :idempotency_key, :request_hash, :priority,
-                :max_attempts, 1)
+        SELECT :model_id, :owner, :input, :idempotency_key, :request_hash, :priority,
+               :max_attempts, 1
+        WHERE CAST(:max_queued AS integer) IS NULL OR (
+            SELECT count(*) FROM (
+                SELECT FROM jobs WHERE owner = :owner AND status = 'queued'
+                LIMIT CAST(:max_queued AS integer)
+            ) AS queued
+        ) < CAST(:max_queued AS integer)
         ON CONFLICT (owner, idempotency_key) DO NOTHING
         RETURNING *
     ), queued AS (
@@ -130,13 +137,6 @@ _INSERT = text("""
     bindparam("input", type_=JSONB),
     bindparam("event", {"status": JobStatus.QUEUED.value}, type_=JSONB),
 )
-
-
-def _queued(session: Session, owner: str, up_to: int) -> int:
-    """The owner's queued jobs, counted no further than `up_to`: a long queue costs no more
-    than a full one."""
-    queued = select(Job.id).where(Job.owner == owner, Job.status == JobStatus.QUEUED)
-    return session.scalar(select(func.count()).select_from(queued.limit(up_to).subquery())) or 0
 
 
 def _original(
