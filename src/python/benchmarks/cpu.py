@@ -51,5 +51,11 @@ def measured(groups: Mapping[str, Group]) -> Iterator[dict[str, float]]:
         used[name] = sum(cpu - before[name].get(pid, 0.0) for pid, cpu in after.items())
 
 
+def add(total: dict[str, float], used: Mapping[str, float]) -> None:
+    """Adds one stretch's CPU seconds per group (as measured() fills them) to `total`."""
+    for name, seconds in used.items():
+        total[name] = total.get(name, 0.0) + seconds
+
+
 def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
     return {pid: process_cpu_s(pid) for pid in pids}
