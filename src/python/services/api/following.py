@@ -66,6 +66,10 @@ class SharedReads:
 
     async def _read(self, job_id: uuid.UUID, cursor: int) -> Page | None:
         async with self._sessions() as session:
+            # One statement needs no transaction: without BEGIN and ROLLBACK a read is two
+            # round trips (the pool's ping and the statement), not four. The pool restores the
+            # connection's isolation level when it takes it back.
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             progress = await session.run_sync(updates.read_after, job_id, cursor, PAGE)
         if progress is None:
             return None

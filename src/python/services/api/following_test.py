@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -32,7 +32,7 @@ from modules.persistence.models import Model
 from modules.settings import Settings
 from modules.testing.databases import libpq_url
 from services.api.app import create_app
-from services.api.following import preferred_wait, wants_stream
+from services.api.following import SharedReads, preferred_wait, wants_stream
 from services.api.notifications import APPLICATION_NAME, JobNotifier
 
 pytestmark = pytest.mark.anyio
@@ -299,6 +299,24 @@ async def test_a_stream_delivers_events_as_they_commit_and_ends_after_the_termin
         await jobs.cancel(job_id)
         assert [(e.seq, e.type) for e in await events.events(1)] == [(4, "job.canceled")]
         await events.ends()
+
+
+async def test_a_read_gives_its_connection_back_to_the_pool_in_transactions(
+    database_url: str, jobs: Jobs
+) -> None:
+    # Reads run without a transaction. A connection left so would make a later request's
+    # statements commit one by one: the pool must restore it.
+    engine = create_async_engine(database_url, pool_size=1, max_overflow=0)
+    sessions = async_sessionmaker(engine)
+    job_id = await jobs.submit()
+    page = await SharedReads(sessions).read(job_id, 0, not_before=0.0)
+    assert page is not None
+    assert [kind for _, kind, _ in page.events] == ["job.queued"]
+    async with sessions() as session:  # the same, only, connection
+        connection = await (await session.connection()).get_raw_connection()
+        assert connection.driver_connection is not None
+        assert connection.driver_connection.autocommit is False
+    await engine.dispose()
 
 
 async def test_a_resumed_stream_sends_every_later_event_exactly_once(
