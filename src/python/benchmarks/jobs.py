@@ -8,11 +8,10 @@ outside weighs on both alike:
 - end-to-end latency of the smallest job (`echo@1`: one step, one small artifact), submit ->
   succeeded, seen by a client on the job's event stream (modules.client), vs a bare Celery task
   round trip (apply_async + result) on the same Redis, one of each in turn; and, for reference,
-  of a stub job
-  (`stub-icon@1`: 3 steps, 2 PNG/JSON artifacts, progress and log events), each split at the
-  transactions that queued, claimed and ended the job (from its events). Next to them, one
-  S3 put of a small object, timed by this process: the S3 server here is a stand-in on the
-  same cores, and its share of a job's time is not Forge's;
+  of a stub job (`stub-icon@1`: 3 steps, 2 PNG/JSON artifacts, progress and log events), each
+  split at the transactions that queued, claimed and ended the job (from its events). Next to
+  them, one S3 put of a small object, timed by this process: the S3 server here is a stand-in
+  on the same cores, and its share of a job's time is not Forge's;
 - throughput: jobs drained by the worker (2 prefork processes) vs bare Celery no-op tasks with
   the same concurrency, echo jobs and (once, for reference) stub jobs. The jobs are inserted in
   one transaction, then this process sends one run message per job, as the api does (no
