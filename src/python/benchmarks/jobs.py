@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -279,10 +279,9 @@ class Bench:
         pids = self._worker_pids(worker)
         for name, pid in pids.items():
             self._rss(name, "idle", pid)
-        echo, bare = self._latency_by_turns(api_url)
-        self.latency.append(echo)
-        self.latency.append(self._forge_latency(api_url, STUB_MODEL, STUB_INPUT))
-        self.latency.append(bare)
+        echo, bare = self._forge_latency(api_url, MODEL, JOB_INPUT, self._bare_round_trip)
+        stub, _ = self._forge_latency(api_url, STUB_MODEL, STUB_INPUT)
+        self.latency += [echo, stub, _latency("bare Celery round trip", bare)]
         self._rss("api", "after the latency runs", api)
         self.s3_put = self._s3_put()
         self._clear_jobs()
@@ -314,46 +313,44 @@ class Bench:
         self.throughput_cpu.append((f"forge {STUB_MODEL}", args.jobs, used))
         self.throughput_cpu.append(("bare Celery no-op tasks", RUNS * args.tasks, bare_used))
 
-    def _latency_by_turns(self, api_url: str) -> tuple[Latency, Latency]:
-        """Forge's echo job submit -> succeeded and the bare Celery round trip, one of each in
-        turn: the ratio compares samples taken under the same conditions."""
+    def _forge_latency(
+        self,
+        api_url: str,
+        model: str,
+        input: JsonObject,
+        by_turns_with: Callable[[], float] | None = None,
+    ) -> tuple[Latency, list[float]]:
+        """`model`'s submit -> succeeded, round_trips jobs after 5 to warm up. With
+        `by_turns_with` (a baseline's round trip, returning its seconds), one of it after each
+        job, SETTLE_S apart, so that both are sampled under the same conditions; its samples are
+        returned too."""
         count = self.args.round_trips
-        _progress(
-            f"forge {MODEL} submit -> succeeded and bare Celery round trips by turns: {count}"
-        )
-        forge: list[float] = []
-        bare: list[float] = []
-        phases: dict[str, list[float]] = {name: [] for name in PHASES}
-        with ForgeClient(api_url, api_key=self.key, timeout=30) as client:
-            for index in range(count + 5):  # the first 5 warm up
-                seconds, split = self._forge_round_trip(client, MODEL, JOB_INPUT)
-                time.sleep(SETTLE_S)
-                started = time.perf_counter()
-                self.noop.apply_async().get(timeout=30)
-                bare_seconds = time.perf_counter() - started
-                time.sleep(SETTLE_S)
-                if index >= 5:
-                    forge.append(seconds)
-                    bare.append(bare_seconds)
-                    for name, value in zip(PHASES, split, strict=True):
-                        phases[name].append(value)
-        self.phases[MODEL] = [_latency(name, values) for name, values in phases.items()]
-        return _latency(f"forge {MODEL}", forge), _latency("bare Celery round trip", bare)
-
-    def _forge_latency(self, api_url: str, model: str, input: JsonObject) -> Latency:
-        count = self.args.round_trips
-        _progress(f"forge {model} submit -> succeeded, on the event stream: {count} jobs")
-        samples = []
+        turns = "" if by_turns_with is None else ", each followed by a bare Celery round trip"
+        _progress(f"forge {model} submit -> succeeded, on the event stream: {count} jobs{turns}")
+        samples: list[float] = []
+        baseline: list[float] = []
         phases: dict[str, list[float]] = {name: [] for name in PHASES}
         with ForgeClient(api_url, api_key=self.key, timeout=30) as client:
             for index in range(count + 5):  # the first 5 warm up
                 seconds, split = self._forge_round_trip(client, model, input)
-                if index >= 5:
-                    samples.append(seconds)
-                    for name, value in zip(PHASES, split, strict=True):
-                        phases[name].append(value)
+                if by_turns_with is not None:
+                    time.sleep(SETTLE_S)
+                    other = by_turns_with()
+                    time.sleep(SETTLE_S)
+                if index < 5:
+                    continue
+                samples.append(seconds)
+                if by_turns_with is not None:
+                    baseline.append(other)
+                for name, value in zip(PHASES, split, strict=True):
+                    phases[name].append(value)
         self.phases[model] = [_latency(name, values) for name, values in phases.items()]
-        return _latency(f"forge {model}", samples)
+        return _latency(f"forge {model}", samples), baseline
+
+    def _bare_round_trip(self) -> float:
+        started = time.perf_counter()
+        self.noop.apply_async().get(timeout=30)
+        return time.perf_counter() - started
 
     @staticmethod
     def _forge_round_trip(
