@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import boto3
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.utils import determine_content_length
 
 from modules.settings import Settings
 
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
 # "you created it already" (MinIO; AWS us-east-1 answers 200 instead).
 _MISSING = {"404", "NoSuchBucket", "NotFound"}
 _ALREADY_OURS = {"BucketAlreadyOwnedByYou"}
+# botocore sends every PutObject body with `Expect: 100-continue`: the headers, a wait for the
+# server's "100 Continue", then the body. That round trip is worth it for a body large enough not
+# to send to a server that would refuse it; a smaller one goes with its headers.
+EXPECT_CONTINUE_FROM_BYTES = 1024 * 1024
 
 
 def make_s3_client(settings: Settings, *, timeout_s: float | None = None) -> "S3Client":
@@ -36,13 +42,21 @@ def make_s3_client(settings: Settings, *, timeout_s: float | None = None) -> "S3
         connect_timeout=timeout_s or 5,
         read_timeout=timeout_s or 60,
     )
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=str(settings.s3_endpoint_url),
         aws_access_key_id=settings.s3_access_key_id,
         aws_secret_access_key=settings.s3_secret_access_key.get_secret_value(),
         config=config,
     )
+    client.meta.events.register("before-sign.s3.PutObject", _expect_continue_for_large_bodies)
+    return client
+
+
+def _expect_continue_for_large_bodies(request: AWSRequest, **_: object) -> None:
+    length = determine_content_length(request.body)
+    if length is not None and length < EXPECT_CONTINUE_FROM_BYTES:
+        del request.headers["Expect"]  # not signed (SigV4 leaves it out); absent is no error
 
 
 @dataclass(frozen=True)

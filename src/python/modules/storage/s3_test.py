@@ -1,7 +1,9 @@
 import base64
 import hashlib
 import hmac
+import os
 import uuid
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
@@ -11,6 +13,7 @@ from pydantic import AnyHttpUrl
 
 from modules.settings import Settings
 from modules.storage.s3 import (
+    EXPECT_CONTINUE_FROM_BYTES,
     StoredObject,
     bucket_exists,
     ensure_bucket,
@@ -40,6 +43,27 @@ def test_objects_round_trip_through_the_configured_client(settings: Settings) ->
     client.put_object(Bucket=settings.s3_bucket, Key="jobs/1/out.txt", Body=b"forge")
     body = client.get_object(Bucket=settings.s3_bucket, Key="jobs/1/out.txt")["Body"].read()
     assert body == b"forge"
+
+
+@pytest.mark.parametrize(
+    ("size", "waits_for_continue"), [(100, False), (EXPECT_CONTINUE_FROM_BYTES, True)]
+)
+def test_a_small_artifact_goes_with_its_headers_and_a_large_one_waits_for_100_continue(
+    settings: Settings, size: int, waits_for_continue: bool
+) -> None:
+    client = make_s3_client(settings)
+    ensure_bucket(client, settings.s3_bucket)
+    expect_headers: list[bytes | None] = []  # as they go on the wire
+
+    def record(request: Any, **_: object) -> None:  # returning None lets the request go
+        expect_headers.append(request.headers.get("Expect"))
+
+    client.meta.events.register("before-send.s3.PutObject", record)
+    data = os.urandom(size)
+    put_artifact(client, settings.s3_bucket, "out.bin", data, "application/octet-stream")
+
+    assert expect_headers == ([b"100-continue"] if waits_for_continue else [None])
+    assert client.get_object(Bucket=settings.s3_bucket, Key="out.bin")["Body"].read() == data
 
 
 def test_unreachable_endpoint_is_an_error_not_a_missing_bucket() -> None:
