@@ -94,7 +94,9 @@ def _shutting_down(**_: Any) -> None:
 def _start_pool_process(**_: Any) -> None:
     """Runs in each pool process right after it is forked. Per-process resources (the database
     engine, clients holding sockets) are created here or on first use, never in the main
-    process they were forked from."""
+    process they were forked from. The executor is built here: loading boto3's S3 model takes
+    a quarter of a second, which the process's first job would otherwise wait for."""
+    jobs.executor()
     logger.info("pool process started")
 
 

@@ -1,5 +1,6 @@
-"""The worker's side of running jobs: one Executor per pool process, built on first use after
-the fork (its engine and S3 client must not cross a fork).
+"""The worker's side of running jobs: one Executor per pool process, built after the fork, when
+the process starts (services.worker.celery_app), or on first use (its engine and S3 client must
+not cross a fork).
 
 STOPPING and SHUTDOWN are created here, in the main process, before the pool forks, so every
 pool process shares them. The main process sets STOPPING when a shutdown begins (a message the
