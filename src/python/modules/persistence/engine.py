@@ -22,6 +22,12 @@ from sqlalchemy.pool import NullPool
 
 from modules.settings import Settings
 
+# A pool's connections, FORGE_DATABASE_POOL_SIZE at most, stay open once opened: a connection
+# beyond the pool (SQLAlchemy's overflow) is closed when it is given back, so under sustained
+# load every checkout past the pool's size would open one, a new PostgreSQL backend each time.
+# At the limit a checkout waits for a connection to come back.
+_NO_OVERFLOW = 0
+
 
 class DatabaseUnreachable(Exception):
     """No connection could be opened; str() is one line naming the database, never its
@@ -38,6 +44,7 @@ def create_async_database_engine(settings: Settings, *, pooled: bool = True) -> 
     return create_async_engine(
         str(settings.database_url),
         pool_size=settings.database_pool_size,
+        max_overflow=_NO_OVERFLOW,
         pool_pre_ping=True,  # a PostgreSQL restart must not fail the next request
         connect_args=_connect_args(settings),
     )
@@ -53,6 +60,7 @@ def create_sync_database_engine(settings: Settings) -> Engine:
     return create_engine(
         str(settings.database_url),
         pool_size=settings.database_pool_size,
+        max_overflow=_NO_OVERFLOW,
         pool_pre_ping=True,
         connect_args=_connect_args(settings),
     )

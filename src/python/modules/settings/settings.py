@@ -60,12 +60,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the PostgreSQL database (driver postgresql+psycopg).",
     )
     database_pool_size: int = Field(
-        5,
+        15,
         ge=1,
         le=100,
         description=(
-            "PostgreSQL connections each process keeps for reuse once it has opened them (on "
-            "demand); under load up to 10 more are opened and closed again."
+            "The most PostgreSQL connections each process opens (on demand) and keeps for "
+            "reuse; a process that uses them all waits for one to come back."
         ),
     )
     database_connect_timeout_s: Seconds = Field(
