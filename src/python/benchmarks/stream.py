@@ -47,7 +47,7 @@ from modules.testing.databases import libpq_url, recreate_database
 HEALTH_GOAL = 0.5  # x the idle /healthz rate, at least
 P50_GOAL_MS = 50
 P99_GOAL_MS = 250
-POOL_LIMIT = 15  # FORGE_DATABASE_POOL_SIZE's default
+POOL_LIMIT: int = Settings.model_fields["database_pool_size"].default  # the api's pool
 MODEL = "stub-icon@1"
 BENCH_APPLICATION = "forge-bench"  # this process's connections, left out of the count
 DELIVERY_TIMEOUT_S = 10

@@ -9,6 +9,7 @@ the process ends; migrations create and dispose of their own.
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import OperationalError
@@ -21,12 +22,6 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from modules.settings import Settings
-
-# A pool's connections, FORGE_DATABASE_POOL_SIZE at most, stay open once opened: a connection
-# beyond the pool (SQLAlchemy's overflow) is closed when it is given back, so under sustained
-# load every checkout past the pool's size would open one, a new PostgreSQL backend each time.
-# At the limit a checkout waits for a connection to come back.
-_NO_OVERFLOW = 0
 
 
 class DatabaseUnreachable(Exception):
@@ -41,13 +36,7 @@ def create_async_database_engine(settings: Settings, *, pooled: bool = True) -> 
         return create_async_engine(
             str(settings.database_url), poolclass=NullPool, connect_args=_connect_args(settings)
         )
-    return create_async_engine(
-        str(settings.database_url),
-        pool_size=settings.database_pool_size,
-        max_overflow=_NO_OVERFLOW,
-        pool_pre_ping=True,  # a PostgreSQL restart must not fail the next request
-        connect_args=_connect_args(settings),
-    )
+    return create_async_engine(str(settings.database_url), **_pooled(settings))
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -57,13 +46,20 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 def create_sync_database_engine(settings: Settings) -> Engine:
     """The engine of synchronous code: Alembic and the worker's tasks."""
-    return create_engine(
-        str(settings.database_url),
-        pool_size=settings.database_pool_size,
-        max_overflow=_NO_OVERFLOW,
-        pool_pre_ping=True,
-        connect_args=_connect_args(settings),
-    )
+    return create_engine(str(settings.database_url), **_pooled(settings))
+
+
+def _pooled(settings: Settings) -> dict[str, Any]:
+    """The pool of either engine. Its connections, FORGE_DATABASE_POOL_SIZE at most, stay open
+    once opened: one beyond the pool (SQLAlchemy's overflow) would be closed when given back, so
+    under sustained load every checkout past the pool's size would open a new PostgreSQL
+    backend. At the limit a checkout waits for a connection to come back."""
+    return {
+        "pool_size": settings.database_pool_size,
+        "max_overflow": 0,
+        "pool_pre_ping": True,  # a PostgreSQL restart must not fail the next request
+        "connect_args": _connect_args(settings),
+    }
 
 
 def _connect_args(settings: Settings) -> dict[str, int]:
