@@ -3,8 +3,9 @@ turns with it (both run side by side, each idle while the other is measured), so
 outside weighs on both alike:
 
 - submission: POST /v1/jobs (one uvicorn process, wrk as in `make bench-api`) vs a bare FastAPI
-  endpoint inserting the same `jobs` row with the same driver and pool (bare_apps.jobs_app), and
-  vs the same api without authentication (benchmarks.forge_without_auth);
+  endpoint inserting the same `jobs` row with the same driver and pool (bare_apps.jobs_app) into
+  a database of its own, whose `jobs` table has no notifying trigger, and vs the same api without
+  authentication (benchmarks.forge_without_auth);
 - end-to-end latency of the smallest job (`echo@1`: one step, one small artifact), submit ->
   succeeded, seen by a client on the job's event stream (modules.client), vs a bare Celery task
   round trip (apply_async + result) on the same Redis, one of each in turn; and, for reference,
@@ -14,8 +15,8 @@ outside weighs on both alike:
   on the same cores, and its share of a job's time is not Forge's;
 - throughput: jobs drained by the worker (2 prefork processes) vs bare Celery no-op tasks with
   the same concurrency, echo jobs and (once, for reference) stub jobs. The jobs are inserted in
-  one transaction, then this process sends one run message per job, as the api does (no
-  reconciler runs). With it, the CPU each job took in every process serving it (the worker's,
+  one transaction, whose commit has the reconciler's dispatcher send their run messages. With
+  it, the CPU each job took in every process serving it (the worker's, the reconciler's,
   PostgreSQL's, Redis's, the S3 server's): the ceiling it puts on throughput on this machine;
 - scale: submission, GET /v1/jobs/{id}, the listing's first page and one reconciler pass with
   0, 100k and 1M finished jobs (two events each) in the database;
@@ -70,7 +71,7 @@ from modules.storage.s3 import ensure_bucket, make_s3_client, put_artifact
 from modules.testing import s3_server
 from modules.testing.databases import recreate_database
 from modules.testing.processes import python_subprocess_env
-from modules.workqueue import TokenQueue, make_celery
+from modules.workqueue import QUEUE
 from services.worker.testing import WorkerProcess
 
 SUBMIT_GOAL = 0.5  # x bare FastAPI requests/s, at least
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         "FORGE_RESULT_BACKEND_URL": f"{base}/5",
         "FORGE_S3_BUCKET": "forge-bench",
         "FORGE_WORKER_CONCURRENCY": "2",
+        # The reconciler runs for its dispatcher (new jobs' messages). Its pass runs at its
+        # start and not again: it would take the lock that the scale rows' passes time.
+        "FORGE_RECONCILE_INTERVAL_S": "300",
         # The queue cap is the default (FORGE_JOB_MAX_QUEUED_PER_OWNER, 100): the submission
         # runs spread their jobs over SUBMITTERS owners, none of which reaches it.
     }
@@ -157,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_bucket(make_s3_client(settings), settings.s3_bucket)
         with alembic_config(settings) as config:
             command.upgrade(config, "head")
+        bare_database = _bare_database(args.database_url)
         engine = create_sync_database_engine(settings)
         with Session(engine) as session, session.begin():
             sync(session)
@@ -165,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{OWNER}-{n}": keys.create(session, name="bench", owner=f"{OWNER}-{n}").key
                 for n in range(SUBMITTERS)
             }
-        bench = Bench(args, settings, engine, key, submitters, s3.pid)
+        bench = Bench(args, settings, engine, key, submitters, s3.pid, bare_database)
         with tempfile.TemporaryDirectory() as scratch:
             bench.run(Path(scratch), env, scale)
         engine.dispose()
@@ -182,16 +187,17 @@ class Bench:
         key: str,
         submitters: dict[str, str],
         s3_pid: int,
+        bare_database: str,
     ) -> None:
         self.args = args
         self.s3_pid = s3_pid
+        self.bare_database = bare_database
         self.key = key
         self.submitters = submitters
         self.settings = settings
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self.broker = redis.Redis.from_url(str(settings.broker_url))
-        self.queue = TokenQueue(make_celery("forge-bench", str(settings.broker_url)))
         self.submit: list[Result] = []
         self.bare_submit: list[Result] = []  # taken by turns with Forge's
         self.without_auth: list[Result] = []
@@ -208,35 +214,48 @@ class Bench:
         self.rss: dict[str, list[tuple[str, float]]] = {}
 
     def run(self, scratch: Path, env: dict[str, str], scale: list[int]) -> None:
-        script = scratch / "post.lua"
-        script.write_text(_post_script(self.submitters))
         self.get_script = scratch / "get.lua"
         self.get_script.write_text(f'wrk.headers["Authorization"] = "Bearer {self.key}"\n')
+        script = scratch / "post.lua"
+        script.write_text(_post_script(self.submitters))
         forge = [sys.executable, "-m", "services.api.main"]
         with server_process(forge, UVICORN_LISTENING, **env) as (api_process, api_url):
             api = api_process.pid
-            self._rss("api", "idle", api)
-            self._submission(api, api_url, script, env)
-            # The servers may still commit requests whose client (wrk) has gone: a job left
-            # queued would take the message of a job measured next.
-            self._wait_until_no_job_is_added()
-            self._clear_jobs()
-            # Both workers run from here on, each idle while the other is measured: Forge's
-            # figures and their baselines are taken by turns, under the same load from outside.
-            from benchmarks import bare_celery  # reads the Redis URLs main() put in os.environ
-
-            self.noop = bare_celery.noop
-            bare_log = scratch / "bare-worker.log"
-            worker = WorkerProcess(scratch / "worker.log", **env)
+            # Runs throughout, for its dispatcher: new jobs' run messages.
+            reconciler = WorkerProcess(scratch / "reconciler.log", args=["reconcile"], **env)
             try:
-                with bare_worker(bare_log, bare_celery.__name__, self.noop) as bare_main:
-                    self._measure_jobs(api, api_url, worker.process.pid, bare_main)
-                worker.stop()
+                self.reconciler = reconciler.process.pid
+                self._rss("api", "idle", api)
+                self._rss("reconciler", "idle", self.reconciler)
+                self._submission(api, api_url, script, env)
+                # The servers may still commit requests whose client (wrk) has gone, and the
+                # dispatcher send their messages: a job left queued, or a message, would take
+                # part in what is measured next.
+                self._wait_until_no_job_is_added()
+                self._wait_until_every_job_has_its_message()
+                self._clear_jobs()
+                self._jobs(scratch, api, api_url, env)
+                self._clear_jobs()
+                for rows in scale:
+                    self.scale[rows] = self._scale(rows, api_url, script)
             finally:
-                worker.process.kill()
-            self._clear_jobs()
-            for rows in scale:
-                self.scale[rows] = self._scale(rows, api_url, script)
+                reconciler.kill()
+
+    def _jobs(self, scratch: Path, api: int, api_url: str, env: dict[str, str]) -> None:
+        """Latency and throughput. Both workers run from here on, each idle while the other is
+        measured: Forge's figures and their baselines are taken by turns, under the same load
+        from outside."""
+        from benchmarks import bare_celery  # reads the Redis URLs main() put in os.environ
+
+        self.noop = bare_celery.noop
+        bare_log = scratch / "bare-worker.log"
+        worker = WorkerProcess(scratch / "worker.log", **env)
+        try:
+            with bare_worker(bare_log, bare_celery.__name__, self.noop) as bare_main:
+                self._measure_jobs(api, api_url, worker.process.pid, bare_main)
+            worker.stop()
+        finally:
+            worker.process.kill()
 
     def _submission(self, api: int, api_url: str, script: Path, env: dict[str, str]) -> None:
         """Forge's POST, the same without authentication, and the bare endpoint, by turns."""
@@ -245,7 +264,9 @@ class Bench:
         bare_app = uvicorn_app("benchmarks.bare_apps:jobs_app")
         with (
             server(without_auth, UVICORN_LISTENING, **env) as open_url,
-            server_process(bare_app, UVICORN_LISTENING, **env) as (bare_process, bare_url),
+            server_process(
+                bare_app, UVICORN_LISTENING, **{**env, "FORGE_DATABASE_URL": self.bare_database}
+            ) as (bare_process, bare_url),
         ):
             _progress(
                 f"POST: Forge's, without authentication and the bare endpoint by turns: 2 s "
@@ -254,7 +275,11 @@ class Bench:
             urls = (f"{api_url}/v1/jobs", f"{open_url}/v1/jobs", f"{bare_url}/jobs")
             for url in urls:
                 wrk(url, 2, args.connections, script)
-            forge_groups = {"api": cpu.fixed(api), **self._servers()}
+            forge_groups = {
+                "api": cpu.fixed(api),
+                "reconciler": cpu.fixed(self.reconciler),
+                **self._servers(),
+            }
             bare_groups = {"api": cpu.fixed(bare_process.pid), **self._servers()}
             bare_used: dict[str, float] = {}
             bare_requests = 0
@@ -288,6 +313,7 @@ class Bench:
         forge_groups = {
             "worker pool": cpu.fixed(*(pid for name, pid in pids.items() if "pool" in name)),
             "worker main": cpu.fixed(pids["worker main"]),
+            "reconciler": cpu.fixed(self.reconciler),
             **self._servers(),
             "S3 stand-in": cpu.fixed(self.s3_pid),
         }
@@ -302,7 +328,7 @@ class Bench:
             with cpu.measured(forge_groups) as used:
                 self.throughput.append(self._forge_throughput(f"run {run}", MODEL, JOB_INPUT))
             cpu.add(forge_used, used)
-            for name, pid in pids.items():
+            for name, pid in {**pids, "reconciler": self.reconciler}.items():
                 self._rss(name, f"after throughput run {run}", pid)
             with cpu.measured(bare_groups) as used:
                 self.bare_throughput.append(self._bare_throughput(f"run {run}"))
@@ -391,8 +417,7 @@ class Bench:
         with self.sessions() as session, session.begin():
             for _ in range(count):
                 submit(session, Submission(model, input), owner=OWNER, max_attempts=3)
-        started = time.perf_counter()
-        self.queue.send(count)
+        started = time.perf_counter()  # the commit: the dispatcher sends the messages
         while self._count(Job.status.in_(ACTIVE_JOB_STATUSES)):
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
@@ -479,6 +504,14 @@ class Bench:
         counted = -1
         while (count := self._count(true())) != counted:
             counted = count
+            time.sleep(0.5)
+
+    def _wait_until_every_job_has_its_message(self) -> None:
+        """No worker runs: every job is queued still, with its message waiting."""
+        deadline = time.monotonic() + 60
+        while (messages := self.broker.llen(QUEUE)) != (jobs := self._count(true())):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: {jobs} jobs queued, {messages} run messages")
             time.sleep(0.5)
 
     def _clear_jobs(self) -> None:
@@ -642,6 +675,21 @@ _FILL = text("""
                                 (2, 'job.succeeded', '{"status": "succeeded"}'))
         AS e(seq, type, payload)
     """)
+
+
+def _bare_database(server_url: str) -> str:
+    """The bare endpoint's database: Forge's schema without the trigger that notifies the
+    reconciler of new jobs, which a bare service would not have."""
+    url = recreate_database(server_url, "forge_bench_bare")
+    settings = Settings.model_validate({"database_url": url})
+    with alembic_config(settings) as config:
+        command.upgrade(config, "head")
+    engine = create_sync_database_engine(settings)
+    with Session(engine) as session, session.begin():
+        session.execute(text("DROP TRIGGER jobs_notify_queued ON jobs"))
+        sync(session)
+    engine.dispose()
+    return url
 
 
 class _NoQueue:

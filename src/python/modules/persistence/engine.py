@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -60,6 +60,13 @@ def _pooled(settings: Settings) -> dict[str, Any]:
         "pool_pre_ping": True,  # a PostgreSQL restart must not fail the next request
         "connect_args": _connect_args(settings),
     }
+
+
+def libpq_conninfo(settings: Settings) -> str:
+    """FORGE_DATABASE_URL for psycopg itself: a connection of its own that no pool holds, such
+    as one that listens for notifications."""
+    url = make_url(str(settings.database_url)).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 def _connect_args(settings: Settings) -> dict[str, int]:

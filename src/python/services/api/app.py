@@ -18,7 +18,6 @@ from modules.persistence.engine import create_async_database_engine, create_sess
 from modules.persistence.schema import ExpectedSchema
 from modules.settings import Settings, load_settings
 from modules.storage.s3 import make_s3_client, sign_artifact_url
-from modules.workqueue import TokenQueue, make_celery
 from services.api.auth import KeyCache
 from services.api.dependencies import JobsContext
 from services.api.following import Follower, SharedReads
@@ -28,7 +27,6 @@ from services.api.openapi import ERROR_RESPONSES, ForgeAPI
 from services.api.problems import install_problem_handlers
 from services.api.readiness import ReadinessChecker
 from services.api.routers import health, metrics, v1
-from services.api.sending import MessageSender
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -49,22 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings, engine, ExpectedSchema.from_migrations(), s3, broker
         )
         app.state.sessions = create_session_factory(engine)  # see services.api.dependencies
-        producer = make_celery(
-            "forge-api",
-            str(settings.broker_url),
-            # Messages go out after the commit, in batches (services.api.sending); an
-            # unreachable Redis must not hold a batch for long (the reconciler sends them later).
-            broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 2},
-        )
-        messages = MessageSender(TokenQueue(producer))
-        messages.start()
         app.state.keys = KeyCache(settings.api_key_cache_s)
         app.state.jobs = JobsContext(
             max_attempts=settings.job_max_attempts,
             max_input_bytes=settings.job_max_input_bytes,
             max_queued=settings.job_max_queued_per_owner,
             queue_full_retry_after_s=settings.job_queue_full_retry_after_s,
-            messages=messages,
             models=ModelCache(),
             sign=partial(sign_artifact_url, settings),
             on_submitted=job_metrics.observe_job_submitted,
@@ -84,8 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await notifier.stop()
-            await messages.close()
-            producer.close()
             await broker.aclose()
             await engine.dispose()
 

@@ -12,7 +12,6 @@ from modules.persistence.statuses import JobStatus
 from services.api.following import Follower
 from services.api.presenters import Signer
 from services.api.readiness import ReadinessChecker
-from services.api.sending import MessageSender
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,6 @@ class JobsContext:
     max_input_bytes: int
     max_queued: int  # per owner
     queue_full_retry_after_s: int
-    messages: MessageSender  # run-job messages, sent after the commit
     models: ModelCache
     sign: Signer
     on_submitted: Callable[[str], None]  # for metrics: a job of this model (name@version)

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import psycopg
-from sqlalchemy import make_url
 
+from modules.persistence.engine import libpq_conninfo
 from modules.settings import Settings
 from services.api.metrics import EVENTS_LISTENING
 
@@ -67,8 +67,7 @@ class Wakeup:
 
 class JobNotifier:
     def __init__(self, settings: Settings) -> None:
-        url = make_url(str(settings.database_url)).set(drivername="postgresql")
-        self._conninfo = url.render_as_string(hide_password=False)
+        self._conninfo = libpq_conninfo(settings)
         self._timeout_s = settings.database_connect_timeout_s
         # While not listening, readers poll this often. While listening, the connection is
         # checked with a query after this long without a notification: a server that vanished

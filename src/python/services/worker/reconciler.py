@@ -1,6 +1,8 @@
 """`forge-worker reconcile`: every few seconds, take back jobs whose worker's lease expired and
 send a message for each queued job that has none (modules.jobs.reconcile). It also samples the
-queued jobs per model for /metrics. Any number may run; one acts per pass (an advisory lock)."""
+queued jobs per model for /metrics. Any number may run; one acts per pass (an advisory lock).
+Meanwhile its dispatcher sends new jobs' messages as their inserts commit
+(services.worker.dispatcher)."""
 
 import logging
 import threading
@@ -14,6 +16,7 @@ from modules.observability.health import CheckResult, Readiness
 from modules.settings import Settings
 from modules.workqueue import TokenQueue, make_celery
 from services.worker import database, endpoint
+from services.worker.dispatcher import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +25,18 @@ class Reconciler:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._sessions = sessionmaker(database.engine(), expire_on_commit=False)
-        self._queue = TokenQueue(make_celery("forge-reconciler", str(settings.broker_url)))
+        producer = make_celery(
+            "forge-reconciler",
+            str(settings.broker_url),
+            # An unreachable Redis must not hold a send for long: the next pass sends again.
+            broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 2},
+        )
+        self.queue = TokenQueue(producer)
         self._last_ok: float | None = None
         self._last_error = "no pass yet"
 
     def run_once(self) -> Pass:
-        result = reconcile(self._sessions, self._queue)
+        result = reconcile(self._sessions, self.queue)
         if result.acted:
             job_metrics.set_jobs_queued(result.queued)
         for job in result.ended:
@@ -75,11 +84,15 @@ def serve(settings: Settings) -> int:
         server.server_port,
     )
     stop = threading.Event()
+    dispatcher = Dispatcher(settings, reconciler.queue)
+    # A daemon: a send or a query that hangs must not keep the process from exiting.
+    threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True).start()
     try:
         reconciler.run_forever(stop)
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         server.shutdown()
         server.server_close()
     return 0

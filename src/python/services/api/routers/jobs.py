@@ -147,11 +147,8 @@ async def create_job(
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     else:
-        # After the commit. The response does not wait for it, unless it waits for the job:
-        # if Redis is down the job still runs, once the reconciler sends its message.
-        sent = config.messages.request()
-        if wait is not None:
-            await sent
+        # The run message is the reconciler's to send, once the insert's commit notifies it
+        # (ADR 019): the api does not talk to Redis, and a Redis outage holds no response.
         config.on_submitted(f"{view.model.name}@{view.model.version}")
     if wait is not None:
         view = await follower.hold(session, view, wait)
