@@ -1,5 +1,6 @@
 """The api's readiness: PostgreSQL at the schema revision this code expects, the object store's
-bucket, and the broker the api enqueues work on (see modules.observability.readiness)."""
+bucket, and the broker that carries the jobs it accepts to the workers (ADR 005; the reconciler
+sends the messages, ADR 019)."""
 
 import asyncio
 from functools import partial
