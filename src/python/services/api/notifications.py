@@ -19,6 +19,7 @@ from contextlib import contextmanager, suppress
 import psycopg
 
 from modules.persistence.engine import libpq_conninfo
+from modules.persistence.listening import FIRST_RETRY_S, next_retry_s, reason
 from modules.settings import Settings
 from services.api.metrics import EVENTS_LISTENING
 
@@ -27,10 +28,6 @@ logger = logging.getLogger(__name__)
 CHANNEL = "forge_events"
 # How the listening connection shows in pg_stat_activity.
 APPLICATION_NAME = "forge-api-events"
-# Reconnecting: the first retry soon, then doubling up to this (a restarting PostgreSQL is
-# back within seconds; a long outage should not see a connection attempt per second).
-FIRST_RETRY_S = 0.5
-MAX_RETRY_S = 8.0
 
 
 class Wakeup:
@@ -114,19 +111,18 @@ class JobNotifier:
             except (psycopg.Error, OSError, TimeoutError) as error:
                 if self.listening:  # a new outage: retry soon again
                     retry_s = FIRST_RETRY_S
-                reason = " ".join(str(error).split()) or type(error).__name__
                 logger.warning(
                     "%s LISTEN connection (%s); event readers poll until it is back, retrying "
                     "in %.1f s",
                     "lost the" if self.listening else "cannot open a",
-                    reason,
+                    reason(error),
                     retry_s,
                 )
                 if self.listening:
                     self._set_listening(False)
                     self._wake_all()  # waiting without a timeout: from now on they poll
             await asyncio.sleep(retry_s)
-            retry_s = min(retry_s * 2, MAX_RETRY_S)
+            retry_s = next_retry_s(retry_s)
 
     async def _listen(self) -> None:
         connection = await psycopg.AsyncConnection.connect(

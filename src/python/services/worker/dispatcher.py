@@ -19,6 +19,7 @@ from celery.exceptions import OperationalError
 
 from modules.jobs.reconcile import WorkQueue
 from modules.persistence.engine import libpq_conninfo
+from modules.persistence.listening import FIRST_RETRY_S, next_retry_s, reason
 from modules.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,6 @@ APPLICATION_NAME = "forge-dispatcher"
 # pg_try_advisory_lock key, held by the acting dispatcher's connection; not the reconciler
 # pass's key, which its transactions take.
 LOCK_KEY = 0x666F7267656D  # "forgem"
-# Reconnecting: the first retry soon, then doubling up to this.
-FIRST_RETRY_S = 0.5
-MAX_RETRY_S = 8.0
 
 
 class State(StrEnum):
@@ -60,16 +58,15 @@ class Dispatcher:
                 retry_s = FIRST_RETRY_S
                 wait_s = self._interval_s
             except (psycopg.Error, OSError) as error:
-                reason = " ".join(str(error).split()) or type(error).__name__
                 logger.warning(
                     "dispatcher: %s PostgreSQL connection (%s); the reconciler's pass sends "
                     "the messages meanwhile, retrying in %.1f s",
                     "lost its" if self.state is State.LISTENING else "cannot open a",
-                    reason,
+                    reason(error),
                     retry_s,
                 )
                 self.state = State.DISCONNECTED
-                wait_s, retry_s = retry_s, min(retry_s * 2, MAX_RETRY_S)
+                wait_s, retry_s = retry_s, next_retry_s(retry_s)
             stop.wait(wait_s)
 
     def _listen(self, stop: threading.Event) -> None:
