@@ -159,12 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             {key.removeprefix("FORGE_").lower(): value for key, value in env.items()}
         )
         ensure_bucket(make_s3_client(settings), settings.s3_bucket)
-        with alembic_config(settings) as config:
-            command.upgrade(config, "head")
         bare_database = _bare_database(args.database_url)
-        engine = create_sync_database_engine(settings)
+        engine = _migrated(settings)
         with Session(engine) as session, session.begin():
-            sync(session)
             key = keys.create(session, name="bench", owner=OWNER).key
             submitters = {
                 f"{OWNER}-{n}": keys.create(session, name="bench", owner=f"{OWNER}-{n}").key
@@ -681,15 +678,22 @@ def _bare_database(server_url: str) -> str:
     """The bare endpoint's database: Forge's schema without the trigger that notifies the
     reconciler of new jobs, which a bare service would not have."""
     url = recreate_database(server_url, "forge_bench_bare")
-    settings = Settings.model_validate({"database_url": url})
+    engine = _migrated(Settings.model_validate({"database_url": url}))
+    with engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER jobs_notify_queued ON jobs"))
+    engine.dispose()
+    return url
+
+
+def _migrated(settings: Settings) -> Engine:
+    """An engine on the settings' database, migrated to the latest revision, with the
+    catalog's models."""
     with alembic_config(settings) as config:
         command.upgrade(config, "head")
     engine = create_sync_database_engine(settings)
     with Session(engine) as session, session.begin():
-        session.execute(text("DROP TRIGGER jobs_notify_queued ON jobs"))
         sync(session)
-    engine.dispose()
-    return url
+    return engine
 
 
 class _NoQueue:
