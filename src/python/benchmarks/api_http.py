@@ -1,10 +1,9 @@
 """HTTP benchmark of the api: /healthz with all of Forge's middleware (request ID, JSON access
 log, metrics) next to bare FastAPI and bare Starlette serving the same body, each under the same
 uvicorn settings (one worker process, uvloop + httptools) and the same wrk load; then /readyz
-with healthy dependencies (a migrated PostgreSQL database, S3, Redis) next to its p99 goal, and
+with healthy dependencies (a migrated PostgreSQL database, S3) next to its p99 goal, and
 /readyz while PostgreSQL hangs (a listener that never answers) next to its bound, the check's
-timeout plus 100 ms. Run: `make bench-api` (needs wrk, PostgreSQL and Redis:
-FORGE_BENCH_DATABASE_URL, FORGE_BENCH_REDIS_URL)."""
+timeout plus 100 ms. Run: `make bench-api` (needs wrk and PostgreSQL: FORGE_BENCH_DATABASE_URL)."""
 
 import argparse
 import re
@@ -118,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="per measurement (default 10)")
     parser.add_argument("--connections", type=int, default=32)
     options.add_database_url(parser, "forge_bench")
-    options.add_redis_url(parser)
     args = parser.parse_args(argv)
     options.require_wrk()
 
@@ -127,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
         "FORGE_API_PORT": "0",
         # /readyz checks the schema: a database of its own, at the newest migration.
         "FORGE_DATABASE_URL": recreate_database(args.database_url, "forge_bench"),
-        "FORGE_BROKER_URL": f"{args.redis_url.rstrip('/')}/0",
         "FORGE_S3_BUCKET": "forge-bench",
     }
     seconds, connections = args.seconds, args.connections

@@ -18,6 +18,8 @@ def test_a_job_submitted_while_redis_is_down_runs_once_redis_is_back(
         forge_stack.redis.kill()
         try:
             job = forge_stack.submit(client, prompt="submitted without a broker")
+            # The api sends no run messages (ADR 019): it stays in service.
+            assert client.get("/readyz").status_code == 200
             # Several reconciler passes: none can send its message, nobody runs it.
             time.sleep(4 * RECONCILE_INTERVAL_S)
             assert client.get(job["urls"]["self"]).json()["status"] == "queued"

@@ -12,7 +12,6 @@ def test_probe_passes_when_healthz_answers(tmp_path: Path, monkeypatch: pytest.M
         tmp_path,
         FORGE_READINESS_DATABASE="false",
         FORGE_READINESS_STORAGE="off",
-        FORGE_READINESS_BROKER="false",
     )
     try:
         monkeypatch.setenv("FORGE_API_PORT", str(api.port))
@@ -38,7 +37,6 @@ def test_probe_ready_fails_with_the_status_when_not_ready(
         tmp_path,
         FORGE_DATABASE_URL=f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge",
         FORGE_READINESS_STORAGE="off",
-        FORGE_READINESS_BROKER="false",
     )
     try:
         monkeypatch.setenv("FORGE_API_PORT", str(api.port))

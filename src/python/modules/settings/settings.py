@@ -164,7 +164,9 @@ class Settings(BaseSettings):
     readiness_storage_timeout_s: Seconds = Field(
         1.0, description="How long the object-store readiness check may take."
     )
-    readiness_broker: bool = Field(True, description="Whether /readyz checks the broker (Redis).")
+    readiness_broker: bool = Field(
+        True, description="Whether the worker's /readyz checks the broker (Redis)."
+    )
     readiness_broker_timeout_s: Seconds = Field(
         1.0, description="How long the broker readiness check may take."
     )

@@ -11,7 +11,6 @@ from fastapi.routing import APIRoute
 from modules.buildinfo import VERSION
 from modules.jobs.models import ModelCache
 from modules.observability import job_metrics
-from modules.observability.broker import broker_probe_client
 from modules.observability.logs import apply_process_settings
 from modules.observability.metrics import set_build_info
 from modules.persistence.engine import create_async_database_engine, create_session_factory
@@ -42,9 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Connections open lazily; creating the engine and clients here touches no network.
         engine = create_async_database_engine(settings)
         s3 = make_s3_client(settings, timeout_s=settings.readiness_storage_timeout_s)
-        broker = broker_probe_client(str(settings.broker_url), settings.readiness_broker_timeout_s)
         app.state.readiness = ReadinessChecker(
-            settings, engine, ExpectedSchema.from_migrations(), s3, broker
+            settings, engine, ExpectedSchema.from_migrations(), s3
         )
         app.state.sessions = create_session_factory(engine)  # see services.api.dependencies
         app.state.keys = KeyCache(settings.api_key_cache_s)
@@ -72,7 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await notifier.stop()
-            await broker.aclose()
             await engine.dispose()
 
     app = ForgeAPI(

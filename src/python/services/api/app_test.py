@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import redis
 from alembic import command
 from fastapi import FastAPI, HTTPException
 from pydantic import PostgresDsn
@@ -25,7 +24,7 @@ from modules.storage.s3 import ensure_bucket, make_s3_client
 from modules.testing.databases import libpq_url, recreate_database
 from modules.testing.network import closed_port, silent_listener
 from modules.testing.roles import database_with_roles
-from modules.testing.servers import PrivateServer, private_postgres, private_redis
+from modules.testing.servers import PrivateServer, private_postgres
 from services.api.app import create_app
 from services.api.dependencies import DatabaseSession
 
@@ -45,21 +44,19 @@ def make_settings(**overrides: Any) -> Settings:
             "readiness_cache_s": 0,
             "readiness_database_timeout_s": TIMEOUT_S,
             "readiness_storage_timeout_s": TIMEOUT_S,
-            "readiness_broker_timeout_s": TIMEOUT_S,
             **overrides,
         }
     )
 
 
 @pytest.fixture()
-def settings(database_url: str, s3_endpoint_url: str, redis_base_url: str) -> Settings:
-    """Healthy dependencies: the real PostgreSQL with a migrated database, an S3 server with
-    the bucket created, and the real Redis."""
+def settings(database_url: str, s3_endpoint_url: str) -> Settings:
+    """Healthy dependencies: the real PostgreSQL with a migrated database and an S3 server with
+    the bucket created."""
     settings = make_settings(
         database_url=database_url,
         s3_endpoint_url=s3_endpoint_url,
         s3_bucket=f"forge-test-{uuid.uuid4().hex[:12]}",
-        broker_url=f"{redis_base_url}/0",
     )
     ensure_bucket(make_s3_client(settings), settings.s3_bucket)
     return settings
@@ -94,7 +91,6 @@ async def test_healthz_answers_without_touching_dependencies() -> None:
     settings = make_settings(
         database_url=f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge",
         s3_endpoint_url=f"http://127.0.0.1:{closed_port()}",
-        broker_url=f"redis://127.0.0.1:{closed_port()}/0",
     )
     async with client_for(settings) as client:
         response = await client.get("/healthz")
@@ -108,9 +104,10 @@ async def test_readyz_passes_with_healthy_dependencies(settings: Settings) -> No
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ready"
-    for name in ("database", "storage", "broker"):
-        assert body["checks"][name]["status"] == "ok"
-        assert body["checks"][name]["latency_ms"] > 0
+    assert body["checks"].keys() == {"database", "storage"}
+    for check in body["checks"].values():
+        assert check["status"] == "ok"
+        assert check["latency_ms"] > 0
     (head,) = ExpectedSchema.from_migrations().heads
     assert body["checks"]["database"]["detail"] == f"at revision {head}"
     assert response.headers["cache-control"] == "no-store"
@@ -130,7 +127,6 @@ def dead_port(request: pytest.FixtureRequest) -> Iterator[int]:
     [
         ("database", "database_url", "postgresql+psycopg://forge@127.0.0.1:{port}/forge"),
         ("storage", "s3_endpoint_url", "http://127.0.0.1:{port}"),
-        ("broker", "broker_url", "redis://127.0.0.1:{port}/0"),
     ],
 )
 async def test_readyz_fails_in_time_when_a_dependency_is_down(
@@ -144,7 +140,7 @@ async def test_readyz_fails_in_time_when_a_dependency_is_down(
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert {name: check["status"] for name, check in checks.items()} == {
-        name: "fail" if name == down else "ok" for name in ("database", "storage", "broker")
+        name: "fail" if name == down else "ok" for name in ("database", "storage")
     }
     assert checks[down]["detail"]
     assert elapsed < READINESS_BOUND_S
@@ -211,22 +207,13 @@ def frozen_postgres(settings: Settings) -> Iterator[tuple[PrivateServer, Setting
         yield server, settings.model_copy(update={"database_url": server.url})
 
 
-@pytest.fixture()
-def frozen_redis(settings: Settings) -> Iterator[tuple[PrivateServer, Settings]]:
-    with private_redis() as server:
-        yield server, settings.model_copy(update={"broker_url": f"{server.url}/0"})
-
-
-@pytest.mark.parametrize(
-    ("name", "server"), [("database", "frozen_postgres"), ("broker", "frozen_redis")]
-)
-async def test_every_readyz_answers_in_time_while_a_dependency_is_frozen(
-    request: pytest.FixtureRequest, name: str, server: str
+async def test_every_readyz_answers_in_time_while_postgresql_is_frozen(
+    frozen_postgres: tuple[PrivateServer, Settings],
 ) -> None:
     """A frozen server (SIGSTOP) accepts connections and answers nothing. A pooled connection
     that was busy when it froze is what used to hang: psycopg's cleanup after the cancelled
     query waited 10 s for the server, inside the check."""
-    dependency, frozen = request.getfixturevalue(server)
+    dependency, frozen = frozen_postgres
     async with client_for(frozen) as client:
         assert (await client.get("/readyz")).status_code == 200  # the pool holds a connection
         dependency.freeze()
@@ -236,7 +223,7 @@ async def test_every_readyz_answers_in_time_while_a_dependency_is_frozen(
                 response = await client.get("/readyz")
                 elapsed = time.monotonic() - started
                 assert response.status_code == 503
-                assert response.json()["checks"][name]["status"] == "fail"
+                assert response.json()["checks"]["database"]["status"] == "fail"
                 assert elapsed < READINESS_BOUND_S
                 await asyncio.sleep(0.2)
         finally:
@@ -244,18 +231,14 @@ async def test_every_readyz_answers_in_time_while_a_dependency_is_frozen(
         assert await eventually_status(client, 200, within_s=15)
 
 
-async def test_readyz_turns_503_when_the_broker_dies_and_200_when_it_returns(
-    frozen_redis: tuple[PrivateServer, Settings],
-) -> None:
-    dependency, settings = frozen_redis
-    async with client_for(settings) as client:
-        assert (await client.get("/readyz")).status_code == 200
-        dependency.kill()
-        killed = time.monotonic()
-        assert await eventually_status(client, 503, within_s=READINESS_BOUND_S)
-        assert time.monotonic() - killed < READINESS_BOUND_S
-        dependency.start()
-        assert await eventually_status(client, 200, within_s=15)
+async def test_readyz_does_not_ask_redis(settings: Settings) -> None:
+    """The api sends no run messages (ADR 019): a Redis outage must not take it out of
+    service."""
+    unreachable = settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{closed_port()}/0"})
+    async with client_for(unreachable) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"].keys() == {"database", "storage"}
 
 
 async def eventually_status(client: httpx.AsyncClient, status: int, within_s: float) -> bool:
@@ -269,17 +252,37 @@ async def eventually_status(client: httpx.AsyncClient, status: int, within_s: fl
 
 
 async def test_a_probe_storm_is_one_check_per_dependency(
-    frozen_redis: tuple[PrivateServer, Settings],
+    settings: Settings, scratch_database_url: str
 ) -> None:
-    """Concurrent /readyz share one check, and its result is reused: counted by the broker."""
-    dependency, settings = frozen_redis
-    stats = redis.Redis.from_url(dependency.url)
-    reusing = settings.model_copy(update={"readiness_cache_s": 5.0})
-    stats.config_resetstat()
+    """Concurrent /readyz share one check, and its result is reused: counted by PostgreSQL, as
+    reads of the schema's revision."""
+    reusing = settings.model_copy(
+        update={"database_url": scratch_database_url, "readiness_cache_s": 5.0}
+    )
+    before = revision_reads(scratch_database_url)
     async with client_for(reusing) as client:
         responses = await asyncio.gather(*(client.get("/readyz") for _ in range(50)))
-        assert {response.status_code for response in responses} == {200}
-        assert stats.info("commandstats")["cmdstat_ping"]["calls"] == 1
+    assert {response.status_code for response in responses} == {200}
+    assert revision_reads(scratch_database_url) - before == 1
+
+
+def revision_reads(database_url: str) -> int:
+    """How often the database's alembic_version was read, by PostgreSQL's statistics, once
+    every other session on it has ended (a session reports its reads by the time it ends)."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        deadline = time.monotonic() + 10
+        while conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone() != (0,):
+            assert time.monotonic() < deadline, "sessions on the database did not end"
+            time.sleep(0.05)
+        row = conn.execute(
+            "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables"
+            " WHERE relname = 'alembic_version'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 async def test_readyz_recovers_when_a_dependency_returns(settings: Settings) -> None:
@@ -308,10 +311,8 @@ async def test_permissive_storage_check_accepts_a_missing_bucket(settings: Setti
 async def test_disabled_checks_are_reported_and_do_not_run() -> None:
     settings = make_settings(
         database_url=f"postgresql+psycopg://forge@127.0.0.1:{closed_port()}/forge",
-        broker_url=f"redis://127.0.0.1:{closed_port()}/0",
         readiness_database=False,
         readiness_storage="off",
-        readiness_broker=False,
     )
     async with client_for(settings) as client:
         response = await client.get("/readyz")
@@ -320,7 +321,6 @@ async def test_disabled_checks_are_reported_and_do_not_run() -> None:
     assert response.json()["checks"] == {
         "database": disabled,
         "storage": disabled,
-        "broker": disabled,
     }
 
 

@@ -1,6 +1,5 @@
 from modules.testing.postgres_fixtures import database_url, postgres_admin_url
-from modules.testing.redis_fixtures import redis_base_url
 from modules.testing.s3_fixtures import s3_endpoint_url
 
 # Fixtures for these tests.
-__all__ = ["database_url", "postgres_admin_url", "redis_base_url", "s3_endpoint_url"]
+__all__ = ["database_url", "postgres_admin_url", "s3_endpoint_url"]

@@ -55,12 +55,10 @@ def api(
     tmp_path_factory: pytest.TempPathFactory,
     database_url: str,
     s3_endpoint_url: str,
-    redis_base_url: str,
 ) -> Iterator[Api]:
     # Healthy dependencies: /readyz answers 200 (a 503 counts as a server error here).
     env = {
         "FORGE_DATABASE_URL": database_url,
-        "FORGE_BROKER_URL": f"{redis_base_url}/0",
         "FORGE_S3_ENDPOINT_URL": s3_endpoint_url,
         "FORGE_S3_BUCKET": "forge-contract",
         # Nothing runs the jobs: a queue cap would turn later submissions into 429s, so the

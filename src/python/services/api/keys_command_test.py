@@ -36,7 +36,7 @@ def keys_command(database_url: str, *args: str) -> subprocess.CompletedProcess[s
 
 
 def test_create_list_revoke_and_the_logs_never_hold_the_key(
-    empty_keys: str, tmp_path: Path, redis_base_url: str
+    empty_keys: str, tmp_path: Path
 ) -> None:
     created = keys_command(empty_keys, "create", "--name", "ci", "--owner", "team-a")
     assert created.returncode == 0, created.stderr
@@ -53,7 +53,6 @@ def test_create_list_revoke_and_the_logs_never_hold_the_key(
     api = ApiProcess(
         tmp_path,
         FORGE_DATABASE_URL=empty_keys,
-        FORGE_BROKER_URL=f"{redis_base_url}/0",
         FORGE_API_KEY_CACHE_S="0",
         FORGE_READINESS_STORAGE="off",
         FORGE_LOG_LEVEL="DEBUG",

@@ -71,7 +71,7 @@ def test_metrics_add_up_across_worker_processes(api: ApiProcess) -> None:
 
 
 def test_readyz_answers_in_time_on_every_worker_while_postgres_is_frozen(
-    tmp_path: Path, redis_base_url: str
+    tmp_path: Path,
 ) -> None:
     """Two uvicorn workers, each with a pooled connection to a PostgreSQL whose every process
     is then frozen: each /readyz still answers 503 within the check timeout plus 100 ms, as the
@@ -84,7 +84,6 @@ def test_readyz_answers_in_time_on_every_worker_while_postgres_is_frozen(
             tmp_path,
             FORGE_API_WORKERS="2",
             FORGE_DATABASE_URL=postgres.url,
-            FORGE_BROKER_URL=f"{redis_base_url}/0",
             FORGE_READINESS_STORAGE="off",
             FORGE_READINESS_DATABASE_TIMEOUT_S=str(timeout_s),
         )

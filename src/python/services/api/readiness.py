@@ -1,15 +1,12 @@
-"""The api's readiness: PostgreSQL at the schema revision this code expects, the object store's
-bucket, and the broker that carries the jobs it accepts to the workers (ADR 005; the reconciler
-sends the messages, ADR 019)."""
+"""The api's readiness: PostgreSQL at the schema revision this code expects, and the object
+store's bucket (ADR 005). Not Redis: the api does not use it, the reconciler sends the run
+messages (ADR 019), so a Redis outage delays jobs but leaves the api able to serve."""
 
 import asyncio
-from functools import partial
 from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from modules.observability.broker import ping_broker
 from modules.observability.health import DependencyCheck, Readiness, readiness
 from modules.persistence.schema import ExpectedSchema
 from modules.settings import Settings
@@ -26,7 +23,6 @@ class ReadinessChecker:
         engine: AsyncEngine,
         schema: ExpectedSchema,
         s3: "S3Client",
-        broker: Redis,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -42,11 +38,6 @@ class ReadinessChecker:
             "storage": DependencyCheck(
                 self._storage if settings.readiness_storage != "off" else None,
                 settings.readiness_storage_timeout_s,
-                reuse_s,
-            ),
-            "broker": DependencyCheck(
-                partial(ping_broker, broker) if settings.readiness_broker else None,
-                settings.readiness_broker_timeout_s,
                 reuse_s,
             ),
         }

@@ -36,7 +36,7 @@ def add_routes(app: FastAPI) -> None:
     app.get(
         "/readyz",
         tags=TAGS,
-        summary="Readiness: PostgreSQL (at the expected schema), the object store and the broker",
+        summary="Readiness: PostgreSQL (at the expected schema) and the object store",
         response_description="Every enabled check passed.",
         responses={
             status.HTTP_503_SERVICE_UNAVAILABLE: {
