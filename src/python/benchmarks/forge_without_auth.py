@@ -12,7 +12,9 @@ from services.api.auth import authenticate
 from services.api.main import serve
 
 
-def _named_owner(x_bench_owner: str = Header()) -> Principal:
+# Async as `authenticate` is: FastAPI runs a sync dependency in a thread, which would weigh on
+# this side of the comparison alone.
+async def _named_owner(x_bench_owner: str = Header()) -> Principal:
     return Principal(owner=x_bench_owner, key_prefix="none")
 
 

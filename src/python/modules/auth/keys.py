@@ -81,6 +81,11 @@ def revoke(session: Session, prefix: str) -> ApiKey | None:
     return row
 
 
+# Whether the key's last use is older than LAST_USED_PRECISION, by the server's clock. The
+# update asks again: concurrent verifications write it once.
+_stale = or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < func.now() - LAST_USED_PRECISION)
+
+
 def verify(session: Session, key: str) -> Principal:
     """The principal `key` stands for; raises KeyRefused. Records the use (at most once per
     LAST_USED_PRECISION), so the caller commits."""
@@ -88,23 +93,16 @@ def verify(session: Session, key: str) -> Principal:
         raise KeyRefused("malformed key")
     prefix = key[:PREFIX_LENGTH]
     row = session.execute(
-        select(ApiKey.id, ApiKey.key_hash, ApiKey.owner, ApiKey.revoked_at).where(
-            ApiKey.prefix == prefix
-        )
+        select(
+            ApiKey.id, ApiKey.key_hash, ApiKey.owner, ApiKey.revoked_at, _stale.label("stale")
+        ).where(ApiKey.prefix == prefix)
     ).one_or_none()
     if row is None or not hmac.compare_digest(row.key_hash, hash_key(key)):
         raise KeyRefused(f"unknown key {prefix}")
     if row.revoked_at is not None:
         raise KeyRefused(f"revoked key {prefix}")
-    session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == row.id,
-            or_(
-                ApiKey.last_used_at.is_(None),
-                ApiKey.last_used_at < func.now() - LAST_USED_PRECISION,
-            ),
+    if row.stale:  # most verifications find the use recorded recently: no write
+        session.execute(
+            update(ApiKey).where(ApiKey.id == row.id, _stale).values(last_used_at=func.now())
         )
-        .values(last_used_at=func.now())
-    )
     return Principal(row.owner, prefix)

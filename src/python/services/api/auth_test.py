@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, create_engine, select, text, update
 from sqlalchemy.orm import Session
 
 from modules.auth import keys
@@ -100,6 +100,16 @@ async def test_a_revoked_key_is_refused_and_use_is_recorded_once_a_minute(
         with Session(engine) as session, session.begin():
             again = session.scalar(select(ApiKey.last_used_at).where(ApiKey.prefix == prefix))
             assert again == first  # within the minute: no write
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.prefix == prefix)
+                .values(last_used_at=ApiKey.last_used_at - keys.LAST_USED_PRECISION)
+            )
+        assert (await client.get("/v1/models", headers=bearer(key))).status_code == 200
+        with Session(engine) as session, session.begin():
+            later = session.scalar(select(ApiKey.last_used_at).where(ApiKey.prefix == prefix))
+            assert later is not None
+            assert later > first  # a minute old: written again
             assert keys.revoke(session, prefix) is not None
         response = await client.get("/v1/models", headers=bearer(key))
     assert_unauthorized(response, 'Bearer error="invalid_token"')
