@@ -5,7 +5,7 @@ outside weighs on both alike:
 - submission: POST /v1/jobs (one uvicorn process, wrk as in `make bench-api`) vs a bare FastAPI
   endpoint inserting the same `jobs` row with the same driver and pool (bare_apps.jobs_app) into
   a database of its own, whose `jobs` table has no notifying trigger, and vs the same api without
-  authentication (benchmarks.forge_without_auth);
+  authentication (benchmarks.forge_without_auth); each run of either from an empty `jobs` table;
 - end-to-end latency of the smallest job (`echo@1`: one step, one small artifact), submit ->
   succeeded, seen by a client on the job's event stream (modules.client), vs a bare Celery task
   round trip (apply_async + result) on the same Redis, one of each in turn; and, for reference,
@@ -98,7 +98,7 @@ PHASES = (
     "claim -> end tx",
     "end tx -> client",
 )
-# Owners the submission runs take turns with: tens of thousands of jobs stay queued (no worker
+# Owners the submission runs take turns with: thousands of jobs stay queued after a run (no worker
 # runs then), under 100 an owner.
 SUBMITTERS = 500
 LIST_PAGE = 20  # GET /v1/jobs's default limit
@@ -225,12 +225,7 @@ class Bench:
                 self._rss("api", "idle", api)
                 self._rss("reconciler", "idle", self.reconciler)
                 self._submission(api, api_url, script, env)
-                # The servers may still commit requests whose client (wrk) has gone, and the
-                # dispatcher send their messages: a job left queued, or a message, would take
-                # part in what is measured next.
-                self._wait_until_no_job_is_added()
-                self._wait_until_every_job_has_its_message()
-                self._clear_jobs()
+                self._start_afresh()
                 self._jobs(scratch, api, api_url, env)
                 self._clear_jobs()
                 for rows in scale:
@@ -281,12 +276,16 @@ class Bench:
             bare_used: dict[str, float] = {}
             bare_requests = 0
             for run in range(1, RUNS + 1):
+                # Each of Forge's runs from an empty queue: the jobs of the runs before would
+                # weigh on the later one (each submission counts its owner's queued jobs).
+                self._start_afresh()
                 with cpu.measured(forge_groups) as used:
                     rate = wrk(urls[0], args.seconds, args.connections, script)
                 name = f"forge POST /v1/jobs #{run}"
                 self.submit.append(Result(name, *rate))
                 self.submission_cpu.append((name, round(rate[0] * args.seconds), used))
                 self._rss("api", f"after submission run {run}", api)
+                self._start_afresh()
                 rate = wrk(urls[1], args.seconds, args.connections, script)
                 self.without_auth.append(Result(f"  without authentication #{run}", *rate))
                 with cpu.measured(bare_groups) as used:
@@ -496,6 +495,14 @@ class Bench:
             "PostgreSQL": cpu.named("postgres"),
             "Redis": cpu.fixed(int(self.broker.info("server")["process_id"])),
         }
+
+    def _start_afresh(self) -> None:
+        """No job and no message. The servers may still commit requests whose client (wrk) has
+        gone, and the dispatcher send their messages: a job left queued, or a message, would
+        take part in what is measured next."""
+        self._wait_until_no_job_is_added()
+        self._wait_until_every_job_has_its_message()
+        self._clear_jobs()
 
     def _wait_until_no_job_is_added(self) -> None:
         counted = -1
