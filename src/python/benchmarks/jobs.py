@@ -50,7 +50,6 @@ from benchmarks import cpu, options
 from benchmarks.api_http import (
     UVICORN_LISTENING,
     Result,
-    server,
     server_process,
     uvicorn_app,
     wrk,
@@ -255,7 +254,7 @@ class Bench:
         without_auth = [sys.executable, "-m", "benchmarks.forge_without_auth"]
         bare_app = uvicorn_app("benchmarks.bare_apps:jobs_app")
         with (
-            server(without_auth, UVICORN_LISTENING, **env) as open_url,
+            server_process(without_auth, UVICORN_LISTENING, **env) as (open_process, open_url),
             server_process(
                 bare_app, UVICORN_LISTENING, **{**env, "FORGE_DATABASE_URL": self.bare_database}
             ) as (bare_process, bare_url),
@@ -272,6 +271,7 @@ class Bench:
                 "reconciler": cpu.fixed(self.reconciler),
                 **self._servers(),
             }
+            open_groups = {**forge_groups, "api": cpu.fixed(open_process.pid)}
             bare_groups = {"api": cpu.fixed(bare_process.pid), **self._servers()}
             bare_used: dict[str, float] = {}
             bare_requests = 0
@@ -286,8 +286,11 @@ class Bench:
                 self.submission_cpu.append((name, round(rate[0] * args.seconds), used))
                 self._rss("api", f"after submission run {run}", api)
                 self._start_afresh()
-                rate = wrk(urls[1], args.seconds, args.connections, script)
-                self.without_auth.append(Result(f"  without authentication #{run}", *rate))
+                with cpu.measured(open_groups) as used:
+                    rate = wrk(urls[1], args.seconds, args.connections, script)
+                name = f"  without authentication #{run}"
+                self.without_auth.append(Result(name, *rate))
+                self.submission_cpu.append((name, round(rate[0] * args.seconds), used))
                 with cpu.measured(bare_groups) as used:
                     rate = wrk(urls[2], args.seconds, args.connections, script)
                 self.bare_submit.append(Result(f"bare FastAPI POST /jobs #{run}", *rate))
