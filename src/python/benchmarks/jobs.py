@@ -276,27 +276,33 @@ class Bench:
             bare_used: dict[str, float] = {}
             bare_requests = 0
             for run in range(1, RUNS + 1):
-                # Each of Forge's runs from an empty queue: the jobs of the runs before would
-                # weigh on the later one (each submission counts its owner's queued jobs).
-                self._start_afresh()
-                with cpu.measured(forge_groups) as used:
-                    rate = wrk(urls[0], args.seconds, args.connections, script)
                 name = f"forge POST /v1/jobs #{run}"
-                self.submit.append(Result(name, *rate))
-                self.submission_cpu.append((name, round(rate[0] * args.seconds), used))
+                self._forge_post_run(urls[0], script, forge_groups, name, self.submit)
                 self._rss("api", f"after submission run {run}", api)
-                self._start_afresh()
-                with cpu.measured(open_groups) as used:
-                    rate = wrk(urls[1], args.seconds, args.connections, script)
                 name = f"  without authentication #{run}"
-                self.without_auth.append(Result(name, *rate))
-                self.submission_cpu.append((name, round(rate[0] * args.seconds), used))
+                self._forge_post_run(urls[1], script, open_groups, name, self.without_auth)
                 with cpu.measured(bare_groups) as used:
                     rate = wrk(urls[2], args.seconds, args.connections, script)
                 self.bare_submit.append(Result(f"bare FastAPI POST /jobs #{run}", *rate))
                 cpu.add(bare_used, used)
                 bare_requests += round(rate[0] * args.seconds)
             self.submission_cpu.append(("bare FastAPI POST /jobs", bare_requests, bare_used))
+
+    def _forge_post_run(
+        self,
+        url: str,
+        script: Path,
+        groups: dict[str, cpu.Group],
+        name: str,
+        results: list[Result],
+    ) -> None:
+        """One POST run of Forge's api, from an empty queue: the jobs of the run before would
+        weigh on this one (each submission counts its owner's queued jobs)."""
+        self._start_afresh()
+        with cpu.measured(groups) as used:
+            rate = wrk(url, self.args.seconds, self.args.connections, script)
+        results.append(Result(name, *rate))
+        self.submission_cpu.append((name, round(rate[0] * self.args.seconds), used))
 
     def _measure_jobs(self, api: int, api_url: str, worker: int, bare_main: int) -> None:
         args = self.args
