@@ -251,7 +251,7 @@ async def eventually_status(client: httpx.AsyncClient, status: int, within_s: fl
     return False
 
 
-async def test_a_probe_storm_is_one_check_per_dependency(
+async def test_a_probe_storm_costs_postgresql_one_check(
     settings: Settings, scratch_database_url: str
 ) -> None:
     """Concurrent /readyz share one check, and its result is reused: counted by PostgreSQL, as
